@@ -1,0 +1,72 @@
+# caffegrid build: `make` builds the library, the CLI and the tests into build/;
+# `make test` runs every test; `make SAN=1 test` does the same under ASan+UBSan in build-san/.
+CC ?= gcc
+SAN ?= 0
+ifeq ($(SAN),1)
+  BUILD ?= build-san
+  OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+  BUILD ?= build
+  OPT = -O3 -g -march=x86-64-v3 -mtune=native
+endif
+WERROR ?=
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen
+CFLAGS += $(OPT) $(CFLAGS_COMMON)
+LDFLAGS += $(OPT) -fopenmp
+LDLIBS = -lopenblas -llmdb -lprotobuf-c -lz -lm -lpthread
+
+GEN_C = $(BUILD)/gen/proto/caffe.pb-c.c
+GEN_H = $(BUILD)/gen/proto/caffe.pb-c.h
+LIB_SRC = $(sort $(wildcard src/*/*.c))
+LIB_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/caffe.pb-c.o
+TOOL_SRC = $(sort $(wildcard tools/*.c))
+TOOL_OBJ = $(patsubst tools/%.c,$(BUILD)/obj/tools/%.o,$(TOOL_SRC))
+TEST_SRC = $(sort $(wildcard tests/test_*.c))
+TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_SUPPORT = $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+TEST_SUPPORT_OBJ = $(patsubst tests/%.c,$(BUILD)/obj/tests/%.o,$(TEST_SUPPORT))
+
+all: $(BUILD)/libcaffegrid.a $(BUILD)/libcaffegrid.so $(BUILD)/caffegrid $(TEST_BIN)
+
+$(GEN_C) $(GEN_H): proto/caffe.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen proto/caffe.proto
+
+$(BUILD)/obj/gen/caffe.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -w -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/tools/%.o: tools/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcaffegrid.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcaffegrid.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/caffegrid: $(TOOL_OBJ) $(BUILD)/libcaffegrid.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcaffegrid.a $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/libcaffegrid.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libcaffegrid.a $(LDLIBS)
+
+test: all
+	BUILD=$(BUILD) bash tests/run_all.sh
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all test clean
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*.d)

@@ -1,0 +1,95 @@
+/* caffegrid nets: a Caffe NetParameter built for one phase, run forward and
+ * backward on the CPU. All learnable parameters live in one flat array and all
+ * their gradients in another (param_data / param_diff), each parameter blob a
+ * view into them. */
+#ifndef CAFFEGRID_NET_H
+#define CAFFEGRID_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caffegrid/blob.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct Caffe__NetParameter;
+typedef struct cg_net cg_net;
+
+typedef struct cg_net_options {
+  int phase;               /* 0 = TRAIN, 1 = TEST */
+  int level;               /* NetState level */
+  const char *const *stages;
+  int num_stages;
+  uint64_t seed;           /* fillers, dropout, shuffles */
+  int rank, world_size;    /* this process's share of the data (0, 1 when alone) */
+  const char *source_name; /* for messages: the prototxt's path */
+} cg_net_options;
+
+/* Builds a net from a parsed and upgraded NetParameter. `param` is borrowed and
+ * must outlive the net (cg_net_create_from_file owns its own). */
+int cg_net_create(const struct Caffe__NetParameter *param, const cg_net_options *opt, cg_net **out);
+/* Reads a net prototxt (text format, old formats upgraded) and builds it. */
+int cg_net_create_from_file(const char *path, const cg_net_options *opt, cg_net **out);
+void cg_net_free(cg_net *net); /* NULL is a no-op */
+
+/* Forward through every layer; *loss (may be NULL) gets the weighted sum of loss tops. */
+int cg_net_forward(cg_net *net, float *loss);
+/* Backward through the layers that need it; parameter gradients accumulate. */
+void cg_net_backward(cg_net *net);
+/* Zeroes every parameter gradient (the solver does this once per iteration). */
+void cg_net_clear_param_diffs(cg_net *net);
+
+const char *cg_net_name(const cg_net *net);
+int cg_net_num_layers(const cg_net *net);
+const char *cg_net_layer_name(const cg_net *net, int i);
+const char *cg_net_layer_type(const cg_net *net, int i);
+/* A named blob (activations), or NULL. Borrowed. */
+cg_blob *cg_net_blob(const cg_net *net, const char *name);
+int cg_net_num_blobs(const cg_net *net);
+cg_blob *cg_net_blob_at(const cg_net *net, int i);
+/* Output blobs: tops no layer consumes (Caffe's net outputs), in order. */
+int cg_net_num_outputs(const cg_net *net);
+cg_blob *cg_net_output(const cg_net *net, int i);
+/* Loss weight of an output blob (0 for non-loss outputs). */
+float cg_net_output_loss_weight(const cg_net *net, int i);
+/* Number of learnable parameter blobs of layer i, and blob j. */
+int cg_net_layer_num_params(const cg_net *net, int i);
+cg_blob *cg_net_layer_param(const cg_net *net, int i, int j);
+
+/* Flat learnable parameters (owners only; shared blobs are views of their owner). */
+size_t cg_net_param_count(const cg_net *net);
+float *cg_net_param_data(cg_net *net);
+float *cg_net_param_diff(cg_net *net);
+/* Learnable blobs in order, with their lr and decay multipliers. */
+int cg_net_num_learnable(const cg_net *net);
+cg_blob *cg_net_learnable(const cg_net *net, int i, float *lr_mult, float *decay_mult);
+
+/* Copies weights from a .caffemodel (binary NetParameter) into layers of the same
+ * name; shapes must match (errors name the layer and both shapes). */
+int cg_net_load_weights(cg_net *net, const char *path);
+int cg_net_copy_weights_from(cg_net *net, const struct Caffe__NetParameter *weights, const char *source_name);
+/* Writes the weights as a .caffemodel BVLC Caffe loads, atomically. */
+int cg_net_save_weights(const cg_net *net, const char *path);
+/* The net as a NetParameter with blobs (for writing); free with protobuf_c_message_free_unpacked. */
+int cg_net_to_proto(const cg_net *net, struct Caffe__NetParameter **out);
+
+/* Run state beyond the weights (each layer's RNG and data position), for exact
+ * resume: cg_net_state_words() 64-bit words. */
+size_t cg_net_state_words(const cg_net *net);
+void cg_net_get_state(const cg_net *net, uint64_t *words);
+int cg_net_set_state(cg_net *net, const uint64_t *words, size_t num_words);
+/* Copies parameter values into `dst` from the layers of `src` with the same names
+ * (how test nets see the weights being trained). */
+void cg_net_share_weights_from(cg_net *dst, const cg_net *src);
+
+/* Per-layer timing (for `caffegrid time`): enable, then read milliseconds summed since enabling. */
+void cg_net_set_profiling(cg_net *net, bool on);
+void cg_net_layer_times(const cg_net *net, int i, double *forward_ms, double *backward_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,54 @@
+/* caffegrid solvers: Caffe's solver.prototxt run as Caffe runs it — the train
+ * net, interleaved test nets, the update rule and learning-rate policy, display
+ * lines in Caffe's log format, metrics as JSON lines, snapshots and exact resume. */
+#ifndef CAFFEGRID_SOLVER_H
+#define CAFFEGRID_SOLVER_H
+
+#include <stdbool.h>
+
+#include "caffegrid/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cg_solver cg_solver;
+
+typedef struct cg_solver_options {
+  int rank, world_size;      /* data-parallel position (0, 1 alone) */
+  long max_iter;             /* > 0 overrides the solver's max_iter (CLI -iterations) */
+  const char *final_model;   /* CaffeOnSpark's -model: where the final weights go */
+  bool progress;             /* draw a progress bar on a terminal */
+  bool no_metrics;           /* do not write PREFIX_metrics.jsonl */
+} cg_solver_options;
+
+/* Reads a solver prototxt (upgraded as Caffe does) and builds its nets. Relative
+ * net paths are tried as given, then beside the solver file. */
+int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, cg_solver **out);
+void cg_solver_free(cg_solver *s);
+
+/* Fine-tuning: copies weights from one or more comma-separated .caffemodel files. */
+int cg_solver_load_weights(cg_solver *s, const char *paths);
+/* Resumes from a .solverstate (weights from its learned_net, history, iteration). */
+int cg_solver_restore(cg_solver *s, const char *solverstate_path);
+
+/* Runs `iters` iterations (tests and snapshots as the solver says). */
+int cg_solver_step(cg_solver *s, int iters);
+/* Runs to max_iter, then the final snapshot and test, as Caffe's Solve. */
+int cg_solver_solve(cg_solver *s);
+/* Runs every test net once; values of the first test net's outputs into scores (may be NULL). */
+int cg_solver_test_all(cg_solver *s);
+/* Writes PREFIX_iter_N.caffemodel and .solverstate (plus the exact-resume side file). */
+int cg_solver_snapshot(cg_solver *s);
+
+int cg_solver_iter(const cg_solver *s);
+cg_net *cg_solver_net(cg_solver *s);
+int cg_solver_num_test_nets(const cg_solver *s);
+cg_net *cg_solver_test_net(cg_solver *s, int i);
+/* The mean of test net i's output named `name` at the last test, or NAN. */
+double cg_solver_last_test_score(const cg_solver *s, int i, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,22 @@
+/* Deterministic random numbers (xoshiro256**) owned by whoever needs them:
+ * a net, a layer, a data source. Same seed, same stream, on every machine. */
+#ifndef CG_RNG_H
+#define CG_RNG_H
+
+#include <stdint.h>
+
+typedef struct cg_rng {
+  uint64_t s[4];
+} cg_rng;
+
+void cg_rng_seed(cg_rng *r, uint64_t seed);
+uint64_t cg_rng_next(cg_rng *r);
+/* Uniform in [0, 1). */
+double cg_rng_uniform01(cg_rng *r);
+/* Uniform in [lo, hi). */
+float cg_rng_uniform(cg_rng *r, float lo, float hi);
+float cg_rng_gaussian(cg_rng *r, float mean, float std);
+/* Uniform integer in [0, n). */
+uint64_t cg_rng_below(cg_rng *r, uint64_t n);
+
+#endif

@@ -1,0 +1,240 @@
+/* Pooling (Caffe's PoolingLayer): MAX with an argmax mask (first maximum wins;
+ * optional second top holds the mask) and AVE, Caffe's CEIL/FLOOR output size and
+ * its padding rules, global pooling. STOCHASTIC is not supported. */
+#include <float.h>
+#include <string.h>
+
+#include "core/layer.h"
+#include "layers/scratch.h"
+
+#define POOL_MAX CAFFE__POOLING_PARAMETER__POOL_METHOD__MAX
+#define POOL_AVE CAFFE__POOLING_PARAMETER__POOL_METHOD__AVE
+
+static const Caffe__PoolingParameter pool_defaults = CAFFE__POOLING_PARAMETER__INIT;
+
+typedef struct pool_state {
+  int method;
+  bool global, ceil_mode;
+  int kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w;
+  int num, channels, height, width, pooled_h, pooled_w;
+  int *mask; /* MAX: index of the maximum within its input plane, -1 for an empty window */
+  size_t mask_capacity;
+} pool_state;
+
+static const Caffe__PoolingParameter *pool_param(const cg_layer *l) {
+  return l->param->pooling_param ? l->param->pooling_param : &pool_defaults;
+}
+
+static int pool_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
+  (void)top;
+  const Caffe__PoolingParameter *p = pool_param(l);
+  if (p->pool == CAFFE__POOLING_PARAMETER__POOL_METHOD__STOCHASTIC)
+    return cg_error(CG_ERR_UNSUPPORTED, "STOCHASTIC pooling is not supported (use MAX or AVE)");
+  if (p->pool != POOL_MAX && p->pool != POOL_AVE) return cg_error(CG_ERR_INVALID, "unknown pooling method %d", p->pool);
+  if (l->num_tops > 1 && p->pool != POOL_MAX)
+    return cg_error(CG_ERR_INVALID, "a second top (the argmax mask) is only produced by MAX pooling");
+  if (bottom[0]->num_axes != 4)
+    return cg_error(CG_ERR_SHAPE, "input must have 4 axes (num, channels, height, width), has %d",
+                    bottom[0]->num_axes);
+  pool_state st = {.method = p->pool, .global = p->global_pooling,
+                   .ceil_mode = p->round_mode == CAFFE__POOLING_PARAMETER__ROUND_MODE__CEIL};
+  if (p->round_mode != CAFFE__POOLING_PARAMETER__ROUND_MODE__CEIL &&
+      p->round_mode != CAFFE__POOLING_PARAMETER__ROUND_MODE__FLOOR)
+    return cg_error(CG_ERR_INVALID, "unknown round_mode %d", p->round_mode);
+  if (st.global) {
+    if (p->has_kernel_size || p->has_kernel_h || p->has_kernel_w)
+      return cg_error(CG_ERR_INVALID, "with global_pooling the kernel size cannot be given");
+    st.kernel_h = bottom[0]->shape[2];
+    st.kernel_w = bottom[0]->shape[3];
+  } else {
+    if (p->has_kernel_size && p->has_kernel_h && p->has_kernel_w)
+      return cg_error(CG_ERR_INVALID, "give kernel_size or kernel_h and kernel_w, not both");
+    if (!p->has_kernel_size && !(p->has_kernel_h && p->has_kernel_w))
+      return cg_error(CG_ERR_INVALID, "kernel_size (or both kernel_h and kernel_w) is required");
+    st.kernel_h = (int)(p->has_kernel_size ? p->kernel_size : p->kernel_h);
+    st.kernel_w = (int)(p->has_kernel_size ? p->kernel_size : p->kernel_w);
+  }
+  if (!((!p->has_pad && p->has_pad_h && p->has_pad_w) || (!p->has_pad_h && !p->has_pad_w)))
+    return cg_error(CG_ERR_INVALID, "give pad or both pad_h and pad_w");
+  if (!((!p->has_stride && p->has_stride_h && p->has_stride_w) || (!p->has_stride_h && !p->has_stride_w)))
+    return cg_error(CG_ERR_INVALID, "give stride or both stride_h and stride_w");
+  st.pad_h = (int)(p->has_pad_h ? p->pad_h : p->pad);
+  st.pad_w = (int)(p->has_pad_h ? p->pad_w : p->pad);
+  st.stride_h = (int)(p->has_stride_h ? p->stride_h : p->stride);
+  st.stride_w = (int)(p->has_stride_h ? p->stride_w : p->stride);
+  if (st.kernel_h <= 0 || st.kernel_w <= 0 || st.kernel_h > (1 << 24) || st.kernel_w > (1 << 24))
+    return cg_error(CG_ERR_INVALID, "kernel size must be positive (got %d x %d)", st.kernel_h, st.kernel_w);
+  if (st.stride_h <= 0 || st.stride_w <= 0 || st.stride_h > (1 << 24) || st.stride_w > (1 << 24))
+    return cg_error(CG_ERR_INVALID, "stride must be positive (got %d x %d)", st.stride_h, st.stride_w);
+  if (st.global && (st.pad_h || st.pad_w || st.stride_h != 1 || st.stride_w != 1))
+    return cg_error(CG_ERR_INVALID, "with global_pooling only pad 0 and stride 1 are allowed");
+  if (st.pad_h < 0 || st.pad_w < 0 || ((st.pad_h || st.pad_w) && (st.pad_h >= st.kernel_h || st.pad_w >= st.kernel_w)))
+    return cg_error(CG_ERR_INVALID, "pad (%d x %d) must be smaller than the kernel (%d x %d)", st.pad_h, st.pad_w,
+                    st.kernel_h, st.kernel_w);
+  pool_state *s = calloc(1, sizeof *s);
+  if (!s) return cg_error(CG_ERR_NOMEM, "out of memory");
+  *s = st;
+  l->priv = s;
+  return CG_OK;
+}
+
+/* Caffe's rounding of (n / stride), n possibly negative, done exactly in integers. */
+static long long div_round(long long n, long long stride, bool ceil_mode) {
+  if (ceil_mode) return n >= 0 ? (n + stride - 1) / stride : -((-n) / stride);
+  return n >= 0 ? n / stride : -((-n + stride - 1) / stride);
+}
+
+static int pooled_size(const pool_state *s, int in, int kernel, int pad, int stride, const char *axis, int *out) {
+  long long pooled = div_round((long long)in + 2LL * pad - kernel, stride, s->ceil_mode) + 1;
+  /* With padding, the last window must start inside the image (or its left padding). */
+  if (pad && (pooled - 1) * stride >= (long long)in + pad) --pooled;
+  if (pooled <= 0 || (pad && (pooled - 1) * stride >= (long long)in + pad))
+    return cg_error(CG_ERR_SHAPE, "pooled %s would be %lld (input %d, kernel %d, pad %d, stride %d)", axis, pooled, in,
+                    kernel, pad, stride);
+  *out = (int)pooled;
+  return CG_OK;
+}
+
+static int pool_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
+  pool_state *s = l->priv;
+  const cg_blob *b = bottom[0];
+  if (b->num_axes != 4)
+    return cg_error(CG_ERR_SHAPE, "input must have 4 axes (num, channels, height, width), has %d", b->num_axes);
+  s->num = b->shape[0], s->channels = b->shape[1], s->height = b->shape[2], s->width = b->shape[3];
+  if (s->global) s->kernel_h = s->height, s->kernel_w = s->width;
+  if (s->height <= 0 || s->width <= 0) return cg_error(CG_ERR_SHAPE, "input has an empty spatial axis");
+  int rc = pooled_size(s, s->height, s->kernel_h, s->pad_h, s->stride_h, "height", &s->pooled_h);
+  if (!rc) rc = pooled_size(s, s->width, s->kernel_w, s->pad_w, s->stride_w, "width", &s->pooled_w);
+  if (!rc) rc = cg_blob_reshape4(top[0], s->num, s->channels, s->pooled_h, s->pooled_w);
+  if (!rc && l->num_tops > 1) rc = cg_blob_reshape_like(top[1], top[0]);
+  if (!rc && s->method == POOL_MAX) rc = cg_scratch_ints(&s->mask, &s->mask_capacity, top[0]->count);
+  return rc;
+}
+
+static void max_plane(const pool_state *s, const float *in, float *out, int *mask) {
+  for (int ph = 0; ph < s->pooled_h; ph++) {
+    int hstart = ph * s->stride_h - s->pad_h;
+    int hend = hstart + s->kernel_h < s->height ? hstart + s->kernel_h : s->height;
+    if (hstart < 0) hstart = 0;
+    for (int pw = 0; pw < s->pooled_w; pw++) {
+      int wstart = pw * s->stride_w - s->pad_w;
+      int wend = wstart + s->kernel_w < s->width ? wstart + s->kernel_w : s->width;
+      if (wstart < 0) wstart = 0;
+      float best = -FLT_MAX;
+      int best_index = -1;
+      for (int h = hstart; h < hend; h++)
+        for (int w = wstart; w < wend; w++) {
+          int index = h * s->width + w;
+          if (in[index] > best) { /* strictly greater: the first maximum wins */
+            best = in[index];
+            best_index = index;
+          }
+        }
+      out[ph * s->pooled_w + pw] = best;
+      mask[ph * s->pooled_w + pw] = best_index;
+    }
+  }
+}
+
+/* Caffe's AVE window: the divisor counts the padded window clipped to the padded
+ * image; the sum runs over the part inside the image. */
+static void ave_window(const pool_state *s, int ph, int pw, int *hstart, int *hend, int *wstart, int *wend,
+                       int *pool_size) {
+  int h0 = ph * s->stride_h - s->pad_h, w0 = pw * s->stride_w - s->pad_w;
+  int h1 = h0 + s->kernel_h < s->height + s->pad_h ? h0 + s->kernel_h : s->height + s->pad_h;
+  int w1 = w0 + s->kernel_w < s->width + s->pad_w ? w0 + s->kernel_w : s->width + s->pad_w;
+  *pool_size = (h1 - h0) * (w1 - w0);
+  *hstart = h0 < 0 ? 0 : h0;
+  *wstart = w0 < 0 ? 0 : w0;
+  *hend = h1 < s->height ? h1 : s->height;
+  *wend = w1 < s->width ? w1 : s->width;
+}
+
+static void ave_plane(const pool_state *s, const float *in, float *out) {
+  for (int ph = 0; ph < s->pooled_h; ph++)
+    for (int pw = 0; pw < s->pooled_w; pw++) {
+      int hstart, hend, wstart, wend, pool_size;
+      ave_window(s, ph, pw, &hstart, &hend, &wstart, &wend, &pool_size);
+      float sum = 0;
+      for (int h = hstart; h < hend; h++)
+        for (int w = wstart; w < wend; w++) sum += in[h * s->width + w];
+      /* pool_size is 0 only for a window wholly past the image (kernel < stride). */
+      out[ph * s->pooled_w + pw] = pool_size > 0 ? sum / (float)pool_size : 0.0f;
+    }
+}
+
+static int pool_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
+  pool_state *s = l->priv;
+  long planes = (long)s->num * s->channels;
+  size_t in_dim = (size_t)s->height * s->width, out_dim = (size_t)s->pooled_h * s->pooled_w;
+  const float *in = bottom[0]->data;
+  float *out = top[0]->data;
+  bool big = (size_t)planes * in_dim > 32768;
+  if (s->method == POOL_MAX) {
+#pragma omp parallel for schedule(static) if (big)
+    for (long i = 0; i < planes; i++) max_plane(s, in + i * in_dim, out + i * out_dim, s->mask + i * out_dim);
+    if (l->num_tops > 1)
+      for (size_t i = 0; i < top[1]->count; i++) top[1]->data[i] = (float)s->mask[i];
+  } else {
+#pragma omp parallel for schedule(static) if (big)
+    for (long i = 0; i < planes; i++) ave_plane(s, in + i * in_dim, out + i * out_dim);
+  }
+  return CG_OK;
+}
+
+static void pool_backward(cg_layer *l, cg_blob *const *top, const bool *propagate_down, cg_blob *const *bottom) {
+  pool_state *s = l->priv;
+  if (!propagate_down[0]) return;
+  long planes = (long)s->num * s->channels;
+  size_t in_dim = (size_t)s->height * s->width, out_dim = (size_t)s->pooled_h * s->pooled_w;
+  const float *top_diff = top[0]->diff;
+  float *bottom_diff = bottom[0]->diff;
+  bool big = (size_t)planes * in_dim > 32768;
+  memset(bottom_diff, 0, bottom[0]->count * sizeof(float));
+  if (s->method == POOL_MAX) {
+#pragma omp parallel for schedule(static) if (big)
+    for (long i = 0; i < planes; i++) {
+      const int *mask = s->mask + i * out_dim;
+      const float *td = top_diff + i * out_dim;
+      float *bd = bottom_diff + i * in_dim;
+      for (size_t j = 0; j < out_dim; j++)
+        if (mask[j] >= 0) bd[mask[j]] += td[j];
+    }
+  } else {
+#pragma omp parallel for schedule(static) if (big)
+    for (long i = 0; i < planes; i++) {
+      const float *td = top_diff + i * out_dim;
+      float *bd = bottom_diff + i * in_dim;
+      for (int ph = 0; ph < s->pooled_h; ph++)
+        for (int pw = 0; pw < s->pooled_w; pw++) {
+          int hstart, hend, wstart, wend, pool_size;
+          ave_window(s, ph, pw, &hstart, &hend, &wstart, &wend, &pool_size);
+          if (pool_size <= 0) continue;
+          float g = td[ph * s->pooled_w + pw] / (float)pool_size;
+          for (int h = hstart; h < hend; h++)
+            for (int w = wstart; w < wend; w++) bd[h * s->width + w] += g;
+        }
+    }
+  }
+}
+
+static void pool_destroy(cg_layer *l) {
+  pool_state *s = l->priv;
+  if (!s) return;
+  free(s->mask);
+  free(s);
+  l->priv = NULL;
+}
+
+const cg_layer_ops cg_layer_pooling = {
+    .type = "Pooling",
+    .min_bottoms = 1,
+    .max_bottoms = 1,
+    .min_tops = 1,
+    .max_tops = 2,
+    .setup = pool_setup,
+    .reshape = pool_reshape,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .destroy = pool_destroy,
+};

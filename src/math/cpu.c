@@ -1,0 +1,101 @@
+/* CPU math backend over OpenBLAS's CBLAS, plus im2col/col2im. */
+#include <cblas.h>
+#include <string.h>
+
+#include "math/math.h"
+
+void cg_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, const float *B,
+             float beta, float *C) {
+  int lda = trans_a ? M : K, ldb = trans_b ? K : N;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+              alpha, A, lda, B, ldb, beta, C, N);
+}
+
+void cg_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta, float *y) {
+  cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, M, N, alpha, A, N, x, 1, beta, y, 1);
+}
+
+void cg_axpy(size_t n, float alpha, const float *x, float *y) {
+  for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+void cg_axpby(size_t n, float alpha, const float *x, float beta, float *y) {
+  for (size_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta * y[i];
+}
+
+void cg_scal(size_t n, float alpha, float *x) {
+  for (size_t i = 0; i < n; i++) x[i] *= alpha;
+}
+
+void cg_set(size_t n, float value, float *y) {
+  if (value == 0.0f) {
+    memset(y, 0, n * sizeof(float));
+    return;
+  }
+  for (size_t i = 0; i < n; i++) y[i] = value;
+}
+
+void cg_copy(size_t n, const float *x, float *y) {
+  if (x != y) memcpy(y, x, n * sizeof(float));
+}
+
+/* Sums in double, in a fixed order: deterministic whatever the thread count. */
+float cg_dot(size_t n, const float *x, const float *y) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += (double)x[i] * y[i];
+  return (float)s;
+}
+
+float cg_asum(size_t n, const float *x) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += x[i] < 0 ? -x[i] : x[i];
+  return (float)s;
+}
+
+void cg_im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w, int pad_h,
+               int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *col) {
+  int out_h = (height + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1;
+  int out_w = (width + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1;
+  for (int c = 0; c < channels; c++) {
+    const float *plane = im + (size_t)c * height * width;
+    for (int ki = 0; ki < kernel_h; ki++) {
+      for (int kj = 0; kj < kernel_w; kj++) {
+        for (int oy = 0; oy < out_h; oy++) {
+          int y = oy * stride_h - pad_h + ki * dilation_h;
+          if (y < 0 || y >= height) {
+            memset(col, 0, (size_t)out_w * sizeof(float));
+            col += out_w;
+            continue;
+          }
+          const float *row = plane + (size_t)y * width;
+          int x = kj * dilation_w - pad_w;
+          for (int ox = 0; ox < out_w; ox++, x += stride_w) *col++ = (x >= 0 && x < width) ? row[x] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+void cg_col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w, int pad_h,
+               int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *im) {
+  int out_h = (height + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1;
+  int out_w = (width + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1;
+  for (int c = 0; c < channels; c++) {
+    float *plane = im + (size_t)c * height * width;
+    for (int ki = 0; ki < kernel_h; ki++) {
+      for (int kj = 0; kj < kernel_w; kj++) {
+        for (int oy = 0; oy < out_h; oy++) {
+          int y = oy * stride_h - pad_h + ki * dilation_h;
+          if (y < 0 || y >= height) {
+            col += out_w;
+            continue;
+          }
+          float *row = plane + (size_t)y * width;
+          int x = kj * dilation_w - pad_w;
+          for (int ox = 0; ox < out_w; ox++, x += stride_w, col++)
+            if (x >= 0 && x < width) row[x] += *col;
+        }
+      }
+    }
+  }
+}

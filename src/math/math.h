@@ -1,0 +1,29 @@
+/* The math backend the layers call: BLAS-shaped functions over float arrays.
+ * CPU implementation in cpu.c (OpenBLAS); a CUDA backend later provides the same names. */
+#ifndef CG_MATH_H
+#define CG_MATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, row-major. */
+void cg_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, const float *B,
+             float beta, float *C);
+/* y[M or N] = alpha * op(A) x + beta * y, A is M x N row-major. */
+void cg_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta, float *y);
+void cg_axpy(size_t n, float alpha, const float *x, float *y);        /* y += alpha x */
+void cg_axpby(size_t n, float alpha, const float *x, float beta, float *y); /* y = alpha x + beta y */
+void cg_scal(size_t n, float alpha, float *x);
+void cg_set(size_t n, float value, float *y);
+void cg_copy(size_t n, const float *x, float *y);
+float cg_dot(size_t n, const float *x, const float *y);
+float cg_asum(size_t n, const float *x);
+
+/* im2col for one image: col[(c*kh*kw) rows, (oh*ow) cols]. */
+void cg_im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w, int pad_h,
+               int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *col);
+/* Adds col back into im (im must be zeroed by the caller when it should not accumulate). */
+void cg_col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w, int pad_h,
+               int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *im);
+
+#endif

@@ -1,0 +1,216 @@
+/* Caffe's protobuf files on disk: prototxt readers that parse and upgrade, the
+ * binary reader, and the atomic binary writer (temp file, fsync, rename). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "proto/proto_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "caffegrid/error.h"
+#include "proto/text_format.h"
+#include "proto/upgrade.h"
+
+static int no_memory(const char *path) { return cg_error(CG_ERR_NOMEM, "out of memory reading '%s'", path); }
+
+int cg_read_net_text(const char *path, Caffe__NetParameter **out) {
+  if (out) *out = NULL;
+  if (!path || !out) return cg_error(CG_ERR_INVALID, "cg_read_net_text: missing argument");
+  ProtobufCMessage *m;
+  int rc = cg_text_parse_file(&caffe__net_parameter__descriptor, path, &m);
+  if (rc) {
+    /* V0 nets put a `layer {}` block inside each `layers {}`; say so plainly. */
+    if (strstr(cg_error_message(), "message 'caffe.V1LayerParameter' has no field 'layer'")) {
+      char first[2048];
+      snprintf(first, sizeof first, "%s", cg_error_message());
+      return cg_error(CG_ERR_UNSUPPORTED,
+                      "%s (a V0 net from Caffe before 2014; convert it with an older Caffe's upgrade_net_proto_text)",
+                      first);
+    }
+    return rc;
+  }
+  Caffe__NetParameter *net = (Caffe__NetParameter *)m;
+  if ((rc = cg_upgrade_net(net, path))) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+  }
+  *out = net;
+  return 0;
+}
+
+/* Caffe's snapshot_prefix defaults: the solver path without its extension, or, when
+ * the prefix is a directory, that directory plus the solver file's stem. */
+static int default_snapshot_prefix(Caffe__SolverParameter *s, const char *path) {
+  const char *file = strrchr(path, '/');
+  file = file ? file + 1 : path;
+  const char *dot = strrchr(file, '.');
+  size_t stem_len = dot && dot != file ? (size_t)(dot - file) : strlen(file);
+  struct stat st;
+  char *prefix;
+  if (!s->snapshot_prefix) {
+    size_t n = (size_t)(file - path) + stem_len;
+    if (!(prefix = malloc(n + 1))) return no_memory(path);
+    memcpy(prefix, path, n);
+    prefix[n] = '\0';
+  } else if (stat(s->snapshot_prefix, &st) == 0 && S_ISDIR(st.st_mode)) {
+    size_t dlen = strlen(s->snapshot_prefix);
+    int slash = dlen > 0 && s->snapshot_prefix[dlen - 1] != '/';
+    if (!(prefix = malloc(dlen + (size_t)slash + stem_len + 1))) return no_memory(path);
+    memcpy(prefix, s->snapshot_prefix, dlen);
+    if (slash) prefix[dlen] = '/';
+    memcpy(prefix + dlen + slash, file, stem_len);
+    prefix[dlen + slash + stem_len] = '\0';
+    free(s->snapshot_prefix);
+  } else {
+    return 0;
+  }
+  s->snapshot_prefix = prefix;
+  return 0;
+}
+
+int cg_read_solver_text(const char *path, Caffe__SolverParameter **out) {
+  if (out) *out = NULL;
+  if (!path || !out) return cg_error(CG_ERR_INVALID, "cg_read_solver_text: missing argument");
+  ProtobufCMessage *m;
+  int rc = cg_text_parse_file(&caffe__solver_parameter__descriptor, path, &m);
+  if (rc) return rc;
+  Caffe__SolverParameter *s = (Caffe__SolverParameter *)m;
+  rc = cg_upgrade_solver(s, path);
+  if (!rc) rc = default_snapshot_prefix(s, path);
+  if (rc) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+/* The whole file in a malloc'd buffer (models are read in one piece anyway). */
+static int read_all(const char *path, uint8_t **data, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+  uint8_t *buf = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  for (;;) {
+    if (n == cap) {
+      size_t grown_cap = cap ? cap * 2 : (size_t)1 << 20;
+      uint8_t *grown = grown_cap > cap ? realloc(buf, grown_cap) : NULL;
+      if (!grown) {
+        rc = no_memory(path);
+        break;
+      }
+      buf = grown;
+      cap = grown_cap;
+    }
+    size_t got = fread(buf + n, 1, cap - n, fp);
+    n += got;
+    if (got == 0) {
+      if (ferror(fp)) rc = cg_error(CG_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+      break;
+    }
+  }
+  fclose(fp);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *data = buf;
+  *len = n;
+  return 0;
+}
+
+int cg_read_binary(const ProtobufCMessageDescriptor *desc, const char *path, ProtobufCMessage **out) {
+  if (out) *out = NULL;
+  if (!desc || !path || !out) return cg_error(CG_ERR_INVALID, "cg_read_binary: missing argument");
+  uint8_t *data;
+  size_t len;
+  int rc = read_all(path, &data, &len);
+  if (rc) return rc;
+  if (len == 0) {
+    free(data);
+    return cg_error(CG_ERR_CORRUPT, "'%s' is empty, not a %s", path, desc->name);
+  }
+  ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+  free(data);
+  if (!m) return cg_error(CG_ERR_CORRUPT, "'%s' is truncated or not a %s (%zu bytes)", path, desc->name, len);
+  if (desc == &caffe__net_parameter__descriptor && (rc = cg_upgrade_net((Caffe__NetParameter *)m, path))) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
+/* A protobuf-c output buffer that streams into a FILE, so a big model is not
+ * packed into memory first. */
+typedef struct {
+  ProtobufCBuffer base;
+  FILE *fp;
+  int failed;
+} file_buffer;
+
+static void append_to_file(ProtobufCBuffer *buffer, size_t len, const uint8_t *data) {
+  file_buffer *fb = (file_buffer *)buffer;
+  if (!fb->failed && len && fwrite(data, 1, len, fb->fp) != len) fb->failed = 1;
+}
+
+/* After the rename, sync the directory too so the new name itself is durable. */
+static void sync_parent_dir(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char dir[4096];
+  if (!slash) {
+    snprintf(dir, sizeof dir, ".");
+  } else if (slash == path) {
+    snprintf(dir, sizeof dir, "/");
+  } else if ((size_t)(slash - path) < sizeof dir) {
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+  } else {
+    return;
+  }
+  int fd = open(dir, O_RDONLY);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+int cg_write_binary_atomic(const ProtobufCMessage *msg, const char *path) {
+  if (!msg || !path) return cg_error(CG_ERR_INVALID, "cg_write_binary_atomic: missing argument");
+  size_t tlen = strlen(path) + 32;
+  char *tmp = malloc(tlen);
+  if (!tmp) return cg_error(CG_ERR_NOMEM, "out of memory writing '%s'", path);
+  snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+  FILE *fp = fopen(tmp, "wb");
+  if (!fp) {
+    int rc = cg_error(CG_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    free(tmp);
+    return rc;
+  }
+  file_buffer fb = {.base = {.append = append_to_file}, .fp = fp};
+  protobuf_c_message_pack_to_buffer(msg, &fb.base);
+  int failed = fb.failed || fflush(fp) != 0 || fsync(fileno(fp)) != 0;
+  int err = errno;
+  if (fclose(fp) != 0 && !failed) failed = 1, err = errno;
+  if (failed) {
+    unlink(tmp);
+    free(tmp);
+    return cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(err ? err : EIO));
+  }
+  if (rename(tmp, path) != 0) {
+    err = errno;
+    unlink(tmp);
+    int rc = cg_error(CG_ERR_IO, "cannot replace '%s': %s", path, strerror(err));
+    free(tmp);
+    return rc;
+  }
+  free(tmp);
+  sync_parent_dir(path);
+  return 0;
+}

@@ -1,0 +1,32 @@
+/* Reading and writing Caffe's protobuf files: prototxt nets and solvers (parsed and
+ * upgraded to the current schema), binary .caffemodel / .solverstate / .binaryproto
+ * files, and crash-safe binary writes. Internal to caffegrid. */
+#ifndef CAFFEGRID_PROTO_IO_H
+#define CAFFEGRID_PROTO_IO_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "proto/caffe.pb-c.h"
+
+/* Parses a prototxt net and applies cg_upgrade_net. Returns 0 and sets *out (the
+ * caller frees it with protobuf_c_message_free_unpacked(&(*out)->base, NULL)), or
+ * returns a negative cg_status with *out NULL and a message naming path:line:col. */
+int cg_read_net_text(const char *path, Caffe__NetParameter **out);
+
+/* Parses a prototxt solver and applies cg_upgrade_solver; then, as Caffe does, a
+ * missing snapshot_prefix becomes the solver's path without extension, and a
+ * snapshot_prefix naming a directory gets the solver file's stem appended.
+ * Ownership as cg_read_net_text. */
+int cg_read_solver_text(const char *path, Caffe__SolverParameter **out);
+
+/* Reads a whole binary protobuf file as a message of type `desc`; a
+ * caffe.NetParameter also gets cg_upgrade_net. Errors name the file, e.g. "'x' is
+ * truncated or not a caffe.NetParameter". Ownership as cg_read_net_text. */
+int cg_read_binary(const ProtobufCMessageDescriptor *desc, const char *path, ProtobufCMessage **out);
+
+/* Writes msg in binary to path.tmp.<pid>, flushes and fsyncs it, then renames it
+ * over path, so path holds either its old content or all of the new, never part.
+ * Returns 0 or CG_ERR_IO (the temporary file is removed). */
+int cg_write_binary_atomic(const ProtobufCMessage *msg, const char *path);
+
+#endif

@@ -1,0 +1,205 @@
+/* Snapshots in Caffe's binary format (PREFIX_iter_N.caffemodel + .solverstate),
+ * each written atomically, plus PREFIX_iter_N.cgstate holding what Caffe's format
+ * cannot (each layer's RNG and data position) so that resume is exact. Restore
+ * reads Caffe's own solverstates too. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "caffegrid/error.h"
+#include "caffegrid/log.h"
+#include "proto/proto_io.h"
+#include "solvers/solver_impl.h"
+
+static char *snapshot_path(const cg_solver *s, const char *extension) {
+  const char *prefix = s->param->snapshot_prefix;
+  char *stem = NULL, *path = NULL;
+  if (!prefix || !prefix[0]) {
+    /* Caffe's default prefix: the solver file's name without its extension */
+    stem = strdup(s->source_name);
+    char *dot = strrchr(stem, '.');
+    if (dot && !strchr(dot, '/')) *dot = '\0';
+    prefix = stem;
+  }
+  if (asprintf(&path, "%s_iter_%d%s", prefix, s->iter, extension) < 0) path = NULL;
+  free(stem);
+  return path;
+}
+
+static Caffe__BlobProto *history_blob(const cg_blob *shape_of, const float *values) {
+  Caffe__BlobProto *bp = malloc(sizeof *bp);
+  caffe__blob_proto__init(bp);
+  bp->shape = malloc(sizeof *bp->shape);
+  caffe__blob_shape__init(bp->shape);
+  bp->shape->n_dim = (size_t)shape_of->num_axes;
+  bp->shape->dim = malloc(sizeof(int64_t) * (size_t)(shape_of->num_axes + 1));
+  for (int i = 0; i < shape_of->num_axes; i++) bp->shape->dim[i] = shape_of->shape[i];
+  bp->n_data = shape_of->count;
+  bp->data = malloc(sizeof(float) * (shape_of->count + 1));
+  memcpy(bp->data, values, sizeof(float) * shape_of->count);
+  return bp;
+}
+
+static int write_side_file(const cg_solver *s, const char *path) {
+  size_t words = cg_net_state_words(s->net);
+  uint64_t *state = calloc(words + 1, sizeof(uint64_t));
+  cg_net_get_state(s->net, state);
+  /* A BlobProto-free little text format: easy to inspect, written atomically via a temp file. */
+  char *tmp = NULL;
+  if (asprintf(&tmp, "%s.tmp", path) < 0) tmp = NULL;
+  FILE *f = tmp ? fopen(tmp, "w") : NULL;
+  int rc = CG_OK;
+  if (!f) {
+    rc = cg_error(CG_ERR_IO, "cannot write '%s'", path);
+  } else {
+    fprintf(f, "caffegrid-run-state 1\niter %d\nwords %zu\n", s->iter, words);
+    for (size_t i = 0; i < words; i++) fprintf(f, "%016" PRIx64 "\n", state[i]);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = cg_error(CG_ERR_IO, "cannot write '%s' (disk full?)", path);
+    if (fclose(f) != 0 && !rc) rc = cg_error(CG_ERR_IO, "cannot write '%s'", path);
+    if (!rc && rename(tmp, path) != 0) rc = cg_error(CG_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+    if (rc) unlink(tmp);
+  }
+  free(tmp);
+  free(state);
+  return rc;
+}
+
+int cg_solver_snapshot(cg_solver *s) {
+  char *model = snapshot_path(s, ".caffemodel"), *state_path = snapshot_path(s, ".solverstate");
+  char *side = snapshot_path(s, ".cgstate");
+  int rc = model && state_path && side ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
+  if (!rc) {
+    CG_LOG_INFO("Snapshotting to binary proto file %s", model);
+    rc = cg_net_save_weights(s->net, model);
+  }
+  if (!rc) {
+    CG_LOG_INFO("Snapshotting solver state to binary proto file %s", state_path);
+    Caffe__SolverState st = CAFFE__SOLVER_STATE__INIT;
+    st.has_iter = st.has_current_step = 1;
+    st.iter = s->iter;
+    st.current_step = s->current_step;
+    st.learned_net = model;
+    int learnable = cg_net_num_learnable(s->net);
+    size_t total = cg_net_param_count(s->net);
+    st.n_history = (size_t)learnable * (size_t)s->history_slots;
+    st.history = calloc(st.n_history + 1, sizeof *st.history);
+    size_t k = 0;
+    for (int slot = 0; slot < s->history_slots; slot++) {
+      size_t offset = 0;
+      for (int j = 0; j < learnable; j++) {
+        cg_blob *b = cg_net_learnable(s->net, j, NULL, NULL);
+        st.history[k++] = history_blob(b, s->history + slot * total + offset);
+        offset += b->count;
+      }
+    }
+    rc = cg_write_binary_atomic(&st.base, state_path);
+    for (size_t i = 0; i < st.n_history; i++) protobuf_c_message_free_unpacked(&st.history[i]->base, NULL);
+    free(st.history);
+  }
+  if (!rc) rc = write_side_file(s, side);
+  free(model);
+  free(state_path);
+  free(side);
+  return rc;
+}
+
+static bool exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+/* learned_net as written (relative to where Caffe ran), else beside the solverstate. */
+static char *find_learned_net(const char *state_path, const char *learned) {
+  if (exists(learned)) return strdup(learned);
+  const char *slash = strrchr(state_path, '/'), *base = strrchr(learned, '/');
+  base = base ? base + 1 : learned;
+  char *beside = NULL;
+  if (asprintf(&beside, "%.*s%s", slash ? (int)(slash - state_path + 1) : 0, state_path, base) < 0) return NULL;
+  if (exists(beside)) return beside;
+  free(beside);
+  return NULL;
+}
+
+static int read_side_file(cg_solver *s, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return CG_OK; /* a Caffe solverstate has none: data starts from the beginning */
+  int version = 0, iter = -1;
+  size_t words = 0;
+  int rc = CG_OK;
+  if (fscanf(f, "caffegrid-run-state %d iter %d words %zu", &version, &iter, &words) != 3 || version != 1 ||
+      words > ((size_t)1 << 24))
+    rc = cg_error(CG_ERR_CORRUPT, "'%s' is not a caffegrid run-state file", path);
+  else if (iter != s->iter)
+    rc = cg_error(CG_ERR_INVALID, "'%s' is for iteration %d but the solverstate is at %d", path, iter, s->iter);
+  uint64_t *state = rc ? NULL : calloc(words + 1, sizeof(uint64_t));
+  for (size_t i = 0; !rc && i < words; i++)
+    if (fscanf(f, "%" SCNx64, &state[i]) != 1) rc = cg_error(CG_ERR_CORRUPT, "'%s' is truncated", path);
+  if (!rc) rc = cg_net_set_state(s->net, state, words);
+  if (rc) rc = cg_error_wrap(rc, "%s: ", path);
+  free(state);
+  fclose(f);
+  return rc;
+}
+
+int cg_solver_restore(cg_solver *s, const char *state_path) {
+  ProtobufCMessage *msg = NULL;
+  int rc = cg_read_binary(&caffe__solver_state__descriptor, state_path, &msg);
+  if (rc) return rc;
+  Caffe__SolverState *st = (Caffe__SolverState *)msg;
+  int learnable = cg_net_num_learnable(s->net);
+  size_t expected = (size_t)learnable * (size_t)s->history_slots, total = cg_net_param_count(s->net);
+  if (st->n_history != expected) {
+    rc = cg_error(CG_ERR_SHAPE,
+                  "%s: field 'history' holds %zu blobs but this net and solver type need %zu (a solverstate from a "
+                  "different net or solver type?)",
+                  state_path, st->n_history, expected);
+    goto done;
+  }
+  for (size_t k = 0; k < expected; k++) {
+    cg_blob *b = cg_net_learnable(s->net, (int)(k % (size_t)learnable), NULL, NULL);
+    const Caffe__BlobProto *bp = st->history[k];
+    if (bp->n_data != b->count) {
+      char shape[128];
+      rc = cg_error(CG_ERR_SHAPE, "%s: field 'history' blob %zu holds %zu values but the net's parameter is %s", state_path,
+                    k, bp->n_data, cg_blob_shape_string(b, shape, sizeof shape));
+      goto done;
+    }
+  }
+  if (st->learned_net && st->learned_net[0]) {
+    char *model = find_learned_net(state_path, st->learned_net);
+    if (!model) {
+      rc = cg_error(CG_ERR_IO, "%s: field 'learned_net' names '%s', which exists neither as given nor beside the solverstate",
+                    state_path, st->learned_net);
+      goto done;
+    }
+    CG_LOG_INFO("Restoring weights from %s", model);
+    rc = cg_net_load_weights(s->net, model);
+    free(model);
+    if (rc) goto done;
+  }
+  for (size_t k = 0, offset = 0; k < expected; k++) {
+    size_t slot = k / (size_t)learnable;
+    if (k % (size_t)learnable == 0) offset = 0;
+    memcpy(s->history + slot * total + offset, st->history[k]->data, st->history[k]->n_data * sizeof(float));
+    offset += st->history[k]->n_data;
+  }
+  s->iter = st->iter;
+  s->current_step = st->current_step;
+  {
+    char *side = NULL;
+    size_t len = strlen(state_path);
+    const char *ext = ".solverstate";
+    size_t ext_len = strlen(ext);
+    if (len > ext_len && strcmp(state_path + len - ext_len, ext) == 0 &&
+        asprintf(&side, "%.*s.cgstate", (int)(len - ext_len), state_path) >= 0) {
+      rc = read_side_file(s, side);
+      free(side);
+    }
+  }
+  if (!rc) CG_LOG_INFO("Restored solver state from %s at iteration %d", state_path, s->iter);
+done:
+  protobuf_c_message_free_unpacked(msg, NULL);
+  return rc;
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test program in $BUILD/tests and every tests/cli_*.sh script, sums
+# their "N passed, M failed" lines, and fails when any test failed or crashed.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export CAFFEGRID=$PWD/$BUILD/caffegrid BUILD
+export SHARED_DATA=${SHARED_DATA:-$(cd .. && pwd)/shared/data}
+passed=0 failed=0 broken=()
+run_one() {
+  local name=$1; shift
+  local log; log=$(mktemp)
+  local start=$SECONDS
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  if [ -n "$line" ]; then
+    local p f; p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+    passed=$((passed + p)); failed=$((failed + f))
+  fi
+  if [ $rc -ne 0 ] || [ -z "$line" ]; then
+    broken+=("$name"); cat "$log"
+    [ -z "$line" ] && failed=$((failed + 1))
+  fi
+  printf '%-40s %s (%ds)\n' "$name" "${line:-no result, exit $rc}" $((SECONDS - start))
+  rm -f "$log"
+}
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] || continue
+  run_one "$(basename "$t")" "$t"
+done
+for s in tests/cli_*.sh; do
+  [ -f "$s" ] || continue
+  run_one "$(basename "$s")" bash "$s"
+done
+[ ${#broken[@]} -eq 0 ] || echo "failing: ${broken[*]}"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ] && [ ${#broken[@]} -eq 0 ]

@@ -1,0 +1,37 @@
+/* caffegrid: the command-line tool. Dispatches to one command per file, with
+ * Caffe's command names and flags. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} commands[] = {
+    {"convert", cmd_convert, "convert datasets into Caffe's formats (mnist)"},
+    {"train", cmd_train, "train a net: -solver S [-weights W] [-snapshot STATE] [-iterations N]"},
+    {"test", cmd_test, "score a model: -model NET -weights W -iterations N"},
+    {"time", cmd_time, "benchmark forward/backward per layer: -model NET -iterations N"},
+};
+
+static void usage(void) {
+  fprintf(stderr, "usage: caffegrid <command> [flags]\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(stderr, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "-help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+    usage();
+    return argc < 2 ? 1 : 0;
+  }
+  /* CaffeOnSpark's spelling: the mode is a flag (-train -conf S -model OUT) */
+  if (strcmp(argv[1], "-train") == 0) return cmd_train(argc - 2, argv + 2);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+  fprintf(stderr, "caffegrid: unknown command '%s'\n", argv[1]);
+  usage();
+  return 1;
+}

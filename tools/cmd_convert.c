@@ -1,0 +1,113 @@
+/* caffegrid convert: datasets into Caffe's LMDB of Datum records.
+ *   convert mnist IMAGES LABELS OUT_DB   (idx files, gzipped or not; like Caffe's convert_mnist_data) */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "caffegrid/error.h"
+#include "caffegrid/log.h"
+#include "commands.h"
+#include "data/lmdb_writer.h"
+#include "proto/caffe.pb-c.h"
+
+/* Reads a whole file, gunzipping when it is gzip (zlib reads plain files as they are). */
+static int read_all(const char *path, uint8_t **out, size_t *len) {
+  gzFile f = gzopen(path, "rb");
+  if (!f) return cg_error(CG_ERR_IO, "cannot open '%s': No such file or directory", path);
+  size_t cap = 1 << 20, n = 0;
+  uint8_t *buf = malloc(cap);
+  for (;;) {
+    if (n == cap) buf = realloc(buf, cap *= 2);
+    int got = gzread(f, buf + n, (unsigned)(cap - n));
+    if (got < 0) {
+      int errnum;
+      const char *msg = gzerror(f, &errnum);
+      gzclose(f);
+      free(buf);
+      return cg_error(CG_ERR_IO, "cannot read '%s': %s", path, msg);
+    }
+    if (got == 0) break;
+    n += (size_t)got;
+  }
+  gzclose(f);
+  *out = buf;
+  *len = n;
+  return CG_OK;
+}
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+static int convert_mnist(const char *images_path, const char *labels_path, const char *out_path) {
+  uint8_t *images = NULL, *labels = NULL;
+  size_t images_len = 0, labels_len = 0;
+  int rc = read_all(images_path, &images, &images_len);
+  if (!rc) rc = read_all(labels_path, &labels, &labels_len);
+  if (rc) goto done;
+  if (images_len < 16 || be32(images) != 2051) {
+    rc = cg_error(CG_ERR_CORRUPT, "'%s' is not an MNIST image file (idx3 magic 2051 expected, got %u)", images_path,
+                  images_len >= 4 ? be32(images) : 0);
+    goto done;
+  }
+  if (labels_len < 8 || be32(labels) != 2049) {
+    rc = cg_error(CG_ERR_CORRUPT, "'%s' is not an MNIST label file (idx1 magic 2049 expected, got %u)", labels_path,
+                  labels_len >= 4 ? be32(labels) : 0);
+    goto done;
+  }
+  uint32_t n = be32(images + 4), rows = be32(images + 8), cols = be32(images + 12), nl = be32(labels + 4);
+  if (n != nl) {
+    rc = cg_error(CG_ERR_CORRUPT, "'%s' holds %u images but '%s' holds %u labels", images_path, n, labels_path, nl);
+    goto done;
+  }
+  if (rows == 0 || cols == 0 || rows > 65536 || cols > 65536 || (uint64_t)n * rows * cols + 16 != images_len) {
+    rc = cg_error(CG_ERR_CORRUPT, "'%s': header says %u images of %ux%u but the file has %zu bytes", images_path, n,
+                  rows, cols, images_len);
+    goto done;
+  }
+  if ((uint64_t)n + 8 != labels_len) {
+    rc = cg_error(CG_ERR_CORRUPT, "'%s': header says %u labels but the file has %zu bytes", labels_path, n, labels_len);
+    goto done;
+  }
+  cg_lmdb_writer *w;
+  rc = cg_lmdb_writer_open(out_path, &w);
+  if (rc) goto done;
+  size_t pixels = (size_t)rows * cols;
+  uint8_t *packed = malloc(pixels + 64);
+  for (uint32_t i = 0; i < n && !rc; i++) {
+    Caffe__Datum d = CAFFE__DATUM__INIT;
+    d.has_channels = d.has_height = d.has_width = d.has_data = d.has_label = 1;
+    d.channels = 1, d.height = (int)rows, d.width = (int)cols;
+    d.data.data = images + 16 + pixels * i;
+    d.data.len = pixels;
+    d.label = labels[8 + i];
+    size_t len = caffe__datum__pack(&d, packed);
+    char key[16];
+    snprintf(key, sizeof key, "%08u", i);
+    rc = cg_lmdb_writer_put(w, key, strlen(key), packed, len);
+  }
+  free(packed);
+  if (rc) cg_lmdb_writer_abort(w);
+  else rc = cg_lmdb_writer_close(w);
+  if (!rc) CG_LOG_INFO("Processed %u files.", n);
+done:
+  free(images);
+  free(labels);
+  return rc;
+}
+
+int cmd_convert(int argc, char **argv) {
+  if (argc >= 1 && strcmp(argv[0], "mnist") == 0) {
+    if (argc != 4) {
+      fprintf(stderr, "usage: caffegrid convert mnist IMAGES LABELS OUT_DB\n");
+      return 1;
+    }
+    if (convert_mnist(argv[1], argv[2], argv[3])) {
+      fprintf(stderr, "caffegrid convert mnist: %s\n", cg_error_message());
+      return 1;
+    }
+    return 0;
+  }
+  fprintf(stderr, "usage: caffegrid convert mnist IMAGES LABELS OUT_DB\n");
+  return 1;
+}

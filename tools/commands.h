@@ -1,0 +1,10 @@
+/* The caffegrid commands, each in its own file: cmd_<name>.c. argv starts after the command name. */
+#ifndef CG_TOOLS_COMMANDS_H
+#define CG_TOOLS_COMMANDS_H
+
+int cmd_convert(int argc, char **argv);
+int cmd_test(int argc, char **argv);
+int cmd_time(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+
+#endif

@@ -1,0 +1,68 @@
+/* Flag parsing shared by every caffegrid command. */
+#include "flags.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cg_flag *find(cg_flag *flags, const char *name, size_t len) {
+  for (cg_flag *f = flags; f->name; f++)
+    if (strlen(f->name) == len && strncmp(f->name, name, len) == 0) return f;
+  return NULL;
+}
+
+int cg_flags_parse(int argc, char **argv, cg_flag *flags, char **positional, int *num_positional, const char *command) {
+  *num_positional = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9')) {
+      positional[(*num_positional)++] = argv[i];
+      continue;
+    }
+    const char *name = a + (a[1] == '-' ? 2 : 1);
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    cg_flag *f = find(flags, name, len);
+    if (!f) {
+      fprintf(stderr, "caffegrid %s: unknown flag '%.*s' (see 'caffegrid %s -help')\n", command, (int)len, name,
+              command);
+      return 1;
+    }
+    if (eq) {
+      f->value = eq + 1;
+    } else if (f->boolean) {
+      f->value = "true";
+    } else if (i + 1 < argc) {
+      f->value = argv[++i];
+    } else {
+      fprintf(stderr, "caffegrid %s: flag '-%s' needs a value\n", command, f->name);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+const char *cg_flag_get(const cg_flag *flags, const char *name) {
+  for (const cg_flag *f = flags; f->name; f++)
+    if (strcmp(f->name, name) == 0) return f->value;
+  return NULL;
+}
+
+bool cg_flag_int(const cg_flag *flags, const char *name, long def, long *out) {
+  const char *v = cg_flag_get(flags, name);
+  *out = def;
+  if (!v) return true;
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (end == v || *end) {
+    fprintf(stderr, "caffegrid: flag '-%s' expects an integer, got '%s'\n", name, v);
+    return false;
+  }
+  *out = x;
+  return true;
+}
+
+void cg_flags_usage(const cg_flag *flags, const char *command, const char *synopsis) {
+  fprintf(stderr, "usage: caffegrid %s %s\n", command, synopsis);
+  for (const cg_flag *f = flags; f->name; f++) fprintf(stderr, "  -%-14s %s\n", f->name, f->help ? f->help : "");
+}
