@@ -11,11 +11,106 @@
 /* Layers with nothing to differentiate: sources and metrics. */
 static const char *const no_gradient[] = {
     "Input", "DummyData", "Data", "MemoryData", "Accuracy", "ArgMax", "ImageData", "HDF5Data", "HDF5Output",
+    "Threshold", /* a step: Caffe defines no gradient */
+    "Silence",   /* no tops to differentiate; its zero gradient is checked in test_layers_a */
 };
 
 static const grad_case cases[] = {
     /* neuron and structural layers */
     /* CASES-A */
+    /* ReLU, leaky ReLU, PReLU (per channel, shared), ELU: inputs near the kink at 0 skipped */
+    {.layer = "type: \"ReLU\"", .bottoms = {"2 3 4 5"}, .check_kink = true, .kink_range = 0.02f},
+    {.layer = "type: \"ReLU\" relu_param { negative_slope: 0.1 }", .bottoms = {"2 3 4 5"}, .check_kink = true,
+     .kink_range = 0.02f},
+    {.layer = "type: \"PReLU\" prelu_param { filler { type: \"gaussian\" std: 0.5 } }", .bottoms = {"2 3 4 5"},
+     .check_kink = true, .kink_range = 0.02f},
+    {.layer = "type: \"PReLU\"", .bottoms = {"2 3 4"}, .check_kink = true, .kink_range = 0.02f},
+    {.layer = "type: \"PReLU\" prelu_param { channel_shared: true }", .bottoms = {"2 3 4 5"}, .check_kink = true,
+     .kink_range = 0.02f},
+    {.layer = "type: \"ELU\"", .bottoms = {"2 3 4 5"}, .check_kink = true, .kink_range = 0.02f},
+    {.layer = "type: \"ELU\" elu_param { alpha: 0.5 }", .bottoms = {"2 3 4 5"}, .check_kink = true,
+     .kink_range = 0.02f},
+    {.layer = "type: \"Sigmoid\"", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"TanH\"", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"AbsVal\"", .bottoms = {"2 3 4 5"}, .check_kink = true, .kink_range = 0.02f},
+    /* Power: each of Caffe's branches (power 2, shift 0, general, power 1, constant) */
+    {.layer = "type: \"Power\" power_param { power: 2 scale: 0.5 shift: 1 }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Power\" power_param { power: 3 scale: 1.5 }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Power\" power_param { power: 0.37 scale: 0.83 shift: 1.5 }", .bottoms = {"2 3 4 5:positive"}},
+    {.layer = "type: \"Power\" power_param { power: -1.5 scale: 2 shift: 1.5 }", .bottoms = {"2 3 4 5:positive"}},
+    {.layer = "type: \"Power\" power_param { power: 1 scale: 2 shift: 1 }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Power\" power_param { power: 0 scale: 2 shift: 1 }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Exp\"", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Exp\" exp_param { base: 2 scale: 0.5 shift: 1 }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Log\"", .bottoms = {"2 3 4 5:positive"}, .step = 1e-3f},
+    {.layer = "type: \"Log\" log_param { base: 2 scale: 0.5 shift: 1 }", .bottoms = {"2 3 4 5:positive"}},
+    {.layer = "type: \"BNLL\"", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Swish\"", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Swish\" swish_param { beta: 1.5 }", .bottoms = {"2 3 4 5"}},
+    /* Dropout: the mask repeats because the checker rewinds the layer's RNG */
+    {.layer = "type: \"Dropout\" dropout_param { dropout_ratio: 0.3 }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Dropout\"", .bottoms = {"2 3 4 5"}, .phase = 1},
+    /* Eltwise: SUM (coefficients), PROD (both gradients), MAX (distinct values: no ties) */
+    {.layer = "type: \"Eltwise\"", .bottoms = {"2 3 4 5", "2 3 4 5"}},
+    {.layer = "type: \"Eltwise\" eltwise_param { operation: SUM coeff: 1 coeff: -0.5 coeff: 2 }",
+     .bottoms = {"2 3 4 5", "2 3 4 5", "2 3 4 5"}},
+    {.layer = "type: \"Eltwise\" eltwise_param { operation: PROD }", .bottoms = {"2 3 4 5", "2 3 4 5"}},
+    {.layer = "type: \"Eltwise\" eltwise_param { operation: PROD }", .bottoms = {"2 3 4 5", "2 3 4 5", "2 3 4 5"}},
+    {.layer = "type: \"Eltwise\" eltwise_param { operation: PROD stable_prod_grad: false }",
+     .bottoms = {"2 3 4 5", "2 3 4 5", "2 3 4 5"}},
+    /* "distinct" separates values within one bottom only: these shapes are ones where the
+     * checker's seeded fills also put no equal values at the same place in two bottoms */
+    {.layer = "type: \"Eltwise\" eltwise_param { operation: MAX }",
+     .bottoms = {"2 3 4 4:distinct", "2 3 4 4:distinct"}},
+    {.layer = "type: \"Eltwise\" eltwise_param { operation: MAX }",
+     .bottoms = {"2 3 3 3:distinct", "2 3 3 3:distinct", "2 3 3 3:distinct"}},
+    /* Concat and Slice on axis 0, 1, -1 and the legacy *_dim fields */
+    {.layer = "type: \"Concat\" concat_param { axis: 0 }", .bottoms = {"2 3 4", "3 3 4"}},
+    {.layer = "type: \"Concat\"", .bottoms = {"2 3 4 2", "2 2 4 2", "2 1 4 2"}},
+    {.layer = "type: \"Concat\" concat_param { axis: -1 }", .bottoms = {"2 3 4", "2 3 1"}},
+    {.layer = "type: \"Concat\" concat_param { concat_dim: 2 }", .bottoms = {"2 3 4 2", "2 3 1 2"}},
+    {.layer = "type: \"Concat\"", .bottoms = {"2 3 4"}},
+    {.layer = "type: \"Slice\" slice_param { axis: 0 slice_point: 1 slice_point: 3 }", .bottoms = {"5 3 4"},
+     .num_tops = 3},
+    {.layer = "type: \"Slice\"", .bottoms = {"2 6 3"}, .num_tops = 3},
+    {.layer = "type: \"Slice\" slice_param { axis: -1 slice_point: 2 }", .bottoms = {"2 3 5"}, .num_tops = 2},
+    {.layer = "type: \"Slice\" slice_param { slice_dim: 2 }", .bottoms = {"2 3 4 2"}, .num_tops = 2},
+    {.layer = "type: \"Split\"", .bottoms = {"2 3 4"}, .num_tops = 3},
+    {.layer = "type: \"Split\"", .bottoms = {"2 3 4"}},
+    /* Flatten, Reshape (0 copies, -1 infers), Crop (offset for all axes, and per axis) */
+    {.layer = "type: \"Flatten\"", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Flatten\" flatten_param { axis: 1 end_axis: 2 }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Reshape\" reshape_param { shape { dim: 0 dim: -1 dim: 2 } }", .bottoms = {"2 3 4"}},
+    {.layer = "type: \"Reshape\" reshape_param { axis: 1 num_axes: 1 shape { dim: 3 dim: 1 } }",
+     .bottoms = {"2 3 4"}},
+    {.layer = "type: \"Crop\" crop_param { offset: 1 }", .bottoms = {"2 3 6 7", "2 3 4 4"}},
+    {.layer = "type: \"Crop\" crop_param { axis: 1 offset: 0 offset: 1 offset: 2 }",
+     .bottoms = {"2 3 6 7", "2 2 4 4"}},
+    /* Bias and Scale: learned (per axis, several axes, scalar, whole blob) and from a bottom */
+    {.layer = "type: \"Bias\" bias_param { filler { type: \"gaussian\" } }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Bias\" bias_param { axis: 1 num_axes: 2 filler { type: \"gaussian\" } }",
+     .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Bias\" bias_param { num_axes: 0 filler { type: \"gaussian\" } }", .bottoms = {"2 3 4"}},
+    {.layer = "type: \"Bias\"", .bottoms = {"2 3 4 5", "3 4"}},
+    {.layer = "type: \"Bias\" bias_param { axis: 0 }", .bottoms = {"2 3 4", "2 3 4"}},
+    {.layer = "type: \"Scale\" scale_param { filler { type: \"gaussian\" } }", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Scale\" scale_param { axis: 1 num_axes: 2 filler { type: \"gaussian\" } bias_term: true "
+              "bias_filler { type: \"gaussian\" } }",
+     .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"Scale\" scale_param { num_axes: 0 filler { type: \"gaussian\" } }", .bottoms = {"2 3 4"}},
+    {.layer = "type: \"Scale\" scale_param { axis: 0 num_axes: -1 filler { type: \"gaussian\" } }",
+     .bottoms = {"2 3 4"}},
+    {.layer = "type: \"Scale\"", .bottoms = {"2 3 4 5", "3 4"}},
+    {.layer = "type: \"Scale\" scale_param { bias_term: true bias_filler { type: \"gaussian\" } }",
+     .bottoms = {"2 3 4 5", "3"}},
+    {.layer = "type: \"Scale\" scale_param { axis: 0 }", .bottoms = {"2 3 4", "2 3 4"}},
+    /* BatchNorm: batch statistics (TRAIN), and stored ones (which are not learned: params unchecked) */
+    {.layer = "type: \"BatchNorm\"", .bottoms = {"2 3 4 5"}},
+    {.layer = "type: \"BatchNorm\"", .bottoms = {"5 3"}},
+    {.layer = "type: \"BatchNorm\" batch_norm_param { eps: 0.5 }", .bottoms = {"2 3 4 5"}, .phase = 1,
+     .skip_params = true},
+    {.layer = "type: \"BatchNorm\" batch_norm_param { use_global_stats: true eps: 1 }", .bottoms = {"2 3 4 5"},
+     .skip_params = true},
     /* vision layers, losses */
     /* CASES-B */
     /* Convolution: plain, pad/stride, dilation, group without bias, _h/_w, 1x1, 1-d, two bottoms sharing weights */
@@ -71,12 +166,12 @@ static const grad_case cases[] = {
               "weight_filler { type: \"gaussian\" std: 0.3 } }",
      .bottoms = {"2 3 4"}},
     /* LRN: across channels (default and non-0.75 beta), within channel */
-    {.layer = "type: \"LRN\"", .bottoms = {"2 7 3 3"}, .threshold = 2e-3f},
+    {.layer = "type: \"LRN\"", .bottoms = {"2 7 3 3"}},
     {.layer = "type: \"LRN\" lrn_param { local_size: 3 alpha: 0.5 beta: 0.6 k: 2 }", .bottoms = {"2 4 2 3"}},
     {.layer = "type: \"LRN\" lrn_param { local_size: 3 alpha: 0.8 beta: 0.75 norm_region: WITHIN_CHANNEL }",
-     .bottoms = {"2 2 5 4"}, .threshold = 2e-3f},
+     .bottoms = {"2 2 5 4"}},
     {.layer = "type: \"LRN\" lrn_param { local_size: 5 alpha: 2 beta: 0.5 norm_region: WITHIN_CHANNEL }",
-     .bottoms = {"1 2 4 4"}, .threshold = 2e-3f},
+     .bottoms = {"1 2 4 4"}},
     /* Softmax */
     {.layer = "type: \"Softmax\"", .bottoms = {"2 5 2 3"}},
     {.layer = "type: \"Softmax\" softmax_param { axis: -1 }", .bottoms = {"2 3 4"}},
@@ -110,7 +205,7 @@ static const grad_case cases[] = {
     {.layer = "type: \"HingeLoss\" hinge_loss_param { norm: L2 }", .bottoms = {"4 5", "4:labels=5"}, .skip_bottoms = 2},
     /* MultinomialLogisticLoss on positive "probabilities" (steep log: smaller step) */
     {.layer = "type: \"MultinomialLogisticLoss\"", .bottoms = {"3 4:positive", "3:labels=4"}, .skip_bottoms = 2,
-     .step = 2e-3f, .threshold = 2e-3f},
+     .step = 2e-3f},
 };
 
 static bool has_case(const char *type) {

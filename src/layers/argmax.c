@@ -41,10 +41,9 @@ static int argmax_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   p->top_k = (int)ap->top_k;
   if (p->has_axis) {
     p->axis = cg_blob_canonical_axis(b, ap->axis);
-    CG_LAYER_CHECK(p->axis >= 0, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", ap->axis,
-                   b->num_axes);
-    CG_LAYER_CHECK(p->top_k <= b->shape[p->axis], CG_ERR_INVALID, "top_k (%d) is larger than axis %d (%d)",
-                   p->top_k, p->axis, b->shape[p->axis]);
+    CG_LAYER_CHECK(p->axis >= 0, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", ap->axis, b->num_axes);
+    CG_LAYER_CHECK(p->top_k <= b->shape[p->axis], CG_ERR_INVALID, "top_k (%d) is larger than axis %d (%d)", p->top_k,
+                   p->axis, b->shape[p->axis]);
   } else {
     CG_LAYER_CHECK(b->num_axes >= 1, CG_ERR_SHAPE, "bottom needs at least one axis");
     CG_LAYER_CHECK((size_t)p->top_k <= cg_blob_count_from(b, 1), CG_ERR_INVALID,
@@ -73,8 +72,8 @@ static int argmax_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *t
     shape[2] = p->top_k;
     dim = cg_blob_count_from(b, 1);
   }
-  CG_LAYER_CHECK((size_t)p->top_k <= dim, CG_ERR_SHAPE, "top_k (%d) is larger than the %zu entries to rank",
-                 p->top_k, dim);
+  CG_LAYER_CHECK((size_t)p->top_k <= dim, CG_ERR_SHAPE, "top_k (%d) is larger than the %zu entries to rank", p->top_k,
+                 dim);
   if (dim > p->pairs_cap || !p->pairs) {
     argmax_pair *q = malloc((dim ? dim : 1) * sizeof *q);
     if (!q) return cg_error(CG_ERR_NOMEM, "out of memory");

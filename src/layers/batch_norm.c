@@ -57,8 +57,8 @@ static int bn_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) 
   bn_priv *p = l->priv;
   const cg_blob *b = bottom[0];
   int channels = b->num_axes == 1 ? 1 : b->shape[1];
-  CG_LAYER_CHECK(channels == p->channels, CG_ERR_SHAPE, "bottom has %d channels, the layer was set up for %d",
-                 channels, p->channels);
+  CG_LAYER_CHECK(channels == p->channels, CG_ERR_SHAPE, "bottom has %d channels, the layer was set up for %d", channels,
+                 p->channels);
   CG_LAYER_CHECK(b->num_axes >= 1 && b->shape[0] > 0, CG_ERR_SHAPE, "bottom needs a non-empty batch axis");
   p->num = (size_t)b->shape[0];
   p->spatial = p->channels ? b->count / (p->num * (size_t)p->channels) : 0;

@@ -28,8 +28,7 @@ static int bias_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) 
   int want = bp ? bp->axis : 1, num_axes = bp ? bp->num_axes : 1;
   int axis = cg_blob_canonical_axis(b, want);
   CG_LAYER_CHECK(axis >= 0, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", want, b->num_axes);
-  CG_LAYER_CHECK(num_axes >= -1, CG_ERR_INVALID, "num_axes must be >= 0, or -1 to extend to the end; got %d",
-                 num_axes);
+  CG_LAYER_CHECK(num_axes >= -1, CG_ERR_INVALID, "num_axes must be >= 0, or -1 to extend to the end; got %d", num_axes);
   CG_LAYER_CHECK(num_axes < 0 || b->num_axes >= axis + num_axes, CG_ERR_SHAPE,
                  "the bias would extend past bottom 0's %d axes (axis %d, num_axes %d)", b->num_axes, axis, num_axes);
   int end = num_axes < 0 ? b->num_axes : axis + num_axes;

@@ -1,6 +1,7 @@
 /* Convolution (Caffe's ConvolutionLayer): im2col + one gemm per image per group.
  * Also holds what Deconvolution shares with it (conv_common.h): parameter parsing,
  * shapes and the per-image gemm kernels. */
+#include <limits.h>
 #include <string.h>
 
 #include "layers/conv_common.h"
@@ -153,7 +154,14 @@ int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
     s->im_channels = s->num_output, s->im_h = (int)out_h, s->im_w = (int)out_w;
     s->col_channels = s->channels, s->col_h = in_h, s->col_w = in_w;
   }
-  s->kernel_dim = s->im_channels / s->group * s->kernel_h * s->kernel_w;
+  /* gemm dimensions are ints; the column buffer must stay allocatable */
+  long long kernel_dim = (long long)(s->im_channels / s->group) * s->kernel_h * s->kernel_w;
+  long long col_spatial = (long long)s->col_h * s->col_w, im_spatial = (long long)s->im_h * s->im_w;
+  if (kernel_dim > INT_MAX || col_spatial > INT_MAX || im_spatial > INT_MAX ||
+      (!s->is_1x1 && kernel_dim * s->group * col_spatial > (1LL << 36)))
+    return cg_error(CG_ERR_SHAPE, "convolution is too large (kernel %d x %d over %lld positions)", s->kernel_h,
+                    s->kernel_w, col_spatial);
+  s->kernel_dim = (int)kernel_dim;
   if (s->is_1x1) return CG_OK;
   return cg_scratch_floats(&s->col, &s->col_capacity,
                            (size_t)s->kernel_dim * s->group * (size_t)s->col_h * (size_t)s->col_w);

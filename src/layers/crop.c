@@ -25,8 +25,10 @@ static int crop_offsets(const cg_layer *l, cg_blob *const *bottom, crop_geom *g)
   for (int i = 0; i < a->num_axes; i++) {
     long off = 0;
     if (i >= start) {
-      if (n_offset == 1) off = cp->offset[0];
-      else if (n_offset > 1) off = cp->offset[i - start];
+      if (n_offset == 1)
+        off = cp->offset[0];
+      else if (n_offset > 1)
+        off = cp->offset[i - start];
       CG_LAYER_CHECK((long)a->shape[i] - off >= b->shape[i], CG_ERR_SHAPE,
                      "the crop on axis %d is out of bounds: size %d at offset %ld in %d", i, b->shape[i], off,
                      a->shape[i]);
@@ -40,8 +42,7 @@ static int crop_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) 
   (void)top;
   const Caffe__CropParameter *cp = l->param->crop_param;
   int want = cp ? cp->axis : 2, start = cg_blob_canonical_axis(bottom[0], want);
-  CG_LAYER_CHECK(start >= 0, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", want,
-                 bottom[0]->num_axes);
+  CG_LAYER_CHECK(start >= 0, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", want, bottom[0]->num_axes);
   size_t n_offset = cp ? cp->n_offset : 0;
   CG_LAYER_CHECK(n_offset <= 1 || (size_t)start + n_offset == (size_t)bottom[0]->num_axes, CG_ERR_INVALID,
                  "%zu offsets given; there must be one, or one per axis from axis %d on (%d)", n_offset, start,
@@ -62,13 +63,15 @@ static int crop_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
 
 /* Walks every row (last axis) of the top and copies it from or to the matching
  * row of bottom 0. `to_bottom` copies top -> bottom (backward). */
-static void crop_copy(const crop_geom *g, const cg_blob *big, const cg_blob *small, float *big_mem,
-                      float *small_mem, bool to_bottom) {
+static void crop_copy(const crop_geom *g, const cg_blob *big, const cg_blob *small, float *big_mem, float *small_mem,
+                      bool to_bottom) {
   int na = g->num_axes;
   if (small->count == 0) return;
   if (na == 0) {
-    if (to_bottom) big_mem[0] = small_mem[0];
-    else small_mem[0] = big_mem[0];
+    if (to_bottom)
+      big_mem[0] = small_mem[0];
+    else
+      small_mem[0] = big_mem[0];
     return;
   }
   size_t rows = small->count / (size_t)small->shape[na - 1], row_len = (size_t)small->shape[na - 1];
@@ -87,8 +90,10 @@ static void crop_copy(const crop_geom *g, const cg_blob *big, const cg_blob *sma
       big_index += idx * stride;
       stride *= (size_t)big->shape[i];
     }
-    if (to_bottom) memcpy(big_mem + big_index, small_mem + r * row_len, row_len * sizeof(float));
-    else memcpy(small_mem + r * row_len, big_mem + big_index, row_len * sizeof(float));
+    if (to_bottom)
+      memcpy(big_mem + big_index, small_mem + r * row_len, row_len * sizeof(float));
+    else
+      memcpy(small_mem + r * row_len, big_mem + big_index, row_len * sizeof(float));
   }
 }
 

@@ -13,7 +13,7 @@ typedef struct eltwise_priv {
   Caffe__EltwiseParameter__EltwiseOp op;
   float *coeff; /* [num_bottoms], SUM only */
   bool stable_prod_grad;
-  int *argmax;  /* MAX: which bottom gave each output */
+  int *argmax; /* MAX: which bottom gave each output */
   size_t argmax_cap;
 } eltwise_priv;
 
@@ -71,49 +71,49 @@ static int eltwise_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *
   float *y = top[0]->data;
   int nb = l->num_bottoms;
   switch (p->op) {
-  case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__PROD: {
-    const float *a = bottom[0]->data, *b = bottom[1]->data;
+    case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__PROD: {
+      const float *a = bottom[0]->data, *b = bottom[1]->data;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
-    for (int k = 2; k < nb; k++) {
-      const float *x = bottom[k]->data;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-      for (size_t i = 0; i < n; i++) y[i] *= x[i];
-    }
-    break;
-  }
-  case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__SUM: {
-    const float *coeff = p->coeff;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-      float s = 0;
-      for (int k = 0; k < nb; k++) s += coeff[k] * bottom[k]->data[i];
-      y[i] = s;
-    }
-    break;
-  }
-  case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX: {
-    int *arg = p->argmax;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-      /* ties between the first two go to bottom 1; later bottoms must be strictly larger */
-      float a = bottom[0]->data[i], b = bottom[1]->data[i];
-      float best = a > b ? a : b;
-      int which = a > b ? 0 : 1;
+      for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
       for (int k = 2; k < nb; k++) {
-        float v = bottom[k]->data[i];
-        if (v > best) {
-          best = v;
-          which = k;
-        }
+        const float *x = bottom[k]->data;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+        for (size_t i = 0; i < n; i++) y[i] *= x[i];
       }
-      y[i] = best;
-      arg[i] = which;
+      break;
     }
-    break;
-  }
-  default:
-    return cg_error(CG_ERR_INVALID, "unknown eltwise operation %d", (int)p->op);
+    case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__SUM: {
+      const float *coeff = p->coeff;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+      for (size_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int k = 0; k < nb; k++) s += coeff[k] * bottom[k]->data[i];
+        y[i] = s;
+      }
+      break;
+    }
+    case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX: {
+      int *arg = p->argmax;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+      for (size_t i = 0; i < n; i++) {
+        /* ties between the first two go to bottom 1; later bottoms must be strictly larger */
+        float a = bottom[0]->data[i], b = bottom[1]->data[i];
+        float best = a > b ? a : b;
+        int which = a > b ? 0 : 1;
+        for (int k = 2; k < nb; k++) {
+          float v = bottom[k]->data[i];
+          if (v > best) {
+            best = v;
+            which = k;
+          }
+        }
+        y[i] = best;
+        arg[i] = which;
+      }
+      break;
+    }
+    default:
+      return cg_error(CG_ERR_INVALID, "unknown eltwise operation %d", (int)p->op);
   }
   return CG_OK;
 }
@@ -128,42 +128,42 @@ static void eltwise_backward(cg_layer *l, cg_blob *const *top, const bool *propa
     float *dx = bottom[k]->diff;
     const float *x = bottom[k]->data;
     switch (p->op) {
-    case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__PROD:
-      if (p->stable_prod_grad) { /* the product of the other bottoms */
+      case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__PROD:
+        if (p->stable_prod_grad) { /* the product of the other bottoms */
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) {
-          float g = 0;
-          bool first = true;
-          for (int j = 0; j < nb; j++) {
-            if (j == k) continue;
-            g = first ? bottom[j]->data[i] : g * bottom[j]->data[i];
-            first = false;
+          for (size_t i = 0; i < n; i++) {
+            float g = 0;
+            bool first = true;
+            for (int j = 0; j < nb; j++) {
+              if (j == k) continue;
+              g = first ? bottom[j]->data[i] : g * bottom[j]->data[i];
+              first = false;
+            }
+            dx[i] = g * dy[i];
           }
-          dx[i] = g * dy[i];
+        } else { /* top / this bottom */
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+          for (size_t i = 0; i < n; i++) dx[i] = y[i] / x[i] * dy[i];
         }
-      } else { /* top / this bottom */
+        break;
+      case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__SUM: {
+        float c = p->coeff[k];
+        if (c == 1.0f) {
+          memcpy(dx, dy, n * sizeof(float));
+        } else {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = y[i] / x[i] * dy[i];
+          for (size_t i = 0; i < n; i++) dx[i] = c * dy[i];
+        }
+        break;
       }
-      break;
-    case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__SUM: {
-      float c = p->coeff[k];
-      if (c == 1.0f) {
-        memcpy(dx, dy, n * sizeof(float));
-      } else {
+      case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX: {
+        const int *arg = p->argmax;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = c * dy[i];
+        for (size_t i = 0; i < n; i++) dx[i] = arg[i] == k ? dy[i] : 0.0f;
+        break;
       }
-      break;
-    }
-    case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX: {
-      const int *arg = p->argmax;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-      for (size_t i = 0; i < n; i++) dx[i] = arg[i] == k ? dy[i] : 0.0f;
-      break;
-    }
-    default:
-      break;
+      default:
+        break;
     }
   }
 }

@@ -10,12 +10,16 @@
 
 enum { PAR_MIN = 1 << 15 }; /* below this many elements, threads cost more than they save */
 
+/* max and min as C++'s std::max/std::min, which Caffe uses: a NaN input comes out NaN. */
+static inline float max0(float x) { return x < 0 ? 0.0f : x; }
+static inline float min0(float x) { return 0 < x ? 0.0f : x; }
+
 typedef struct neuron_priv {
-  float a, b, c, d;  /* the layer's constants; meaning per type (see each setup) */
-  bool needs_input;  /* backward reads the input, so an in-place forward saves it */
-  float *saved;      /* the input, saved by an in-place forward */
+  float a, b, c, d; /* the layer's constants; meaning per type (see each setup) */
+  bool needs_input; /* backward reads the input, so an in-place forward saves it */
+  float *saved;     /* the input, saved by an in-place forward */
   size_t saved_cap;
-  float *aux;        /* Swish: sigmoid(beta x) */
+  float *aux; /* Swish: sigmoid(beta x) */
   size_t aux_cap;
 } neuron_priv;
 
@@ -78,7 +82,7 @@ static int relu_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   float *y = top[0]->data, slope = p->a;
   size_t n = bottom[0]->count;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (size_t i = 0; i < n; i++) y[i] = fmaxf(x[i], 0.0f) + slope * fminf(x[i], 0.0f);
+  for (size_t i = 0; i < n; i++) y[i] = max0(x[i]) + slope * min0(x[i]);
   return CG_OK;
 }
 
@@ -110,7 +114,7 @@ static int elu_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top)
   float *y = top[0]->data, alpha = p->a;
   size_t n = bottom[0]->count;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (size_t i = 0; i < n; i++) y[i] = fmaxf(x[i], 0.0f) + alpha * (expf(fminf(x[i], 0.0f)) - 1.0f);
+  for (size_t i = 0; i < n; i++) y[i] = max0(x[i]) + alpha * (expf(min0(x[i])) - 1.0f);
   return CG_OK;
 }
 
@@ -127,7 +131,8 @@ static void elu_backward(cg_layer *l, cg_blob *const *top, const bool *propagate
 
 /* ---- Sigmoid and TanH: the gradient comes from the output ---- */
 
-static inline float sigmoid(float x) { return 0.5f * tanhf(0.5f * x) + 0.5f; }
+/* Caffe's form, which its double constants make a double computation */
+static inline float sigmoid(float x) { return (float)(0.5 * tanh(0.5 * (double)x) + 0.5); }
 
 static int plain_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   (void)bottom, (void)top;
@@ -284,8 +289,8 @@ static int exp_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   (void)bottom, (void)top;
   const Caffe__ExpParameter *ep = l->param->exp_param;
   float base = ep ? ep->base : -1.0f, scale = ep ? ep->scale : 1.0f, shift = ep ? ep->shift : 0.0f;
-  CG_LAYER_CHECK(base == -1.0f || base > 0, CG_ERR_INVALID, "exp_param.base must be strictly positive (or -1 for e), got %g",
-                 (double)base);
+  CG_LAYER_CHECK(base == -1.0f || base > 0, CG_ERR_INVALID,
+                 "exp_param.base must be strictly positive (or -1 for e), got %g", (double)base);
   neuron_priv *p = neuron_new(l);
   if (!p) return CG_ERR_NOMEM;
   float log_base = base == -1.0f ? 1.0f : logf(base);
@@ -326,8 +331,8 @@ static int log_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   (void)bottom, (void)top;
   const Caffe__LogParameter *lp = l->param->log_param;
   float base = lp ? lp->base : -1.0f;
-  CG_LAYER_CHECK(base == -1.0f || base > 0, CG_ERR_INVALID, "log_param.base must be strictly positive (or -1 for e), got %g",
-                 (double)base);
+  CG_LAYER_CHECK(base == -1.0f || base > 0, CG_ERR_INVALID,
+                 "log_param.base must be strictly positive (or -1 for e), got %g", (double)base);
   neuron_priv *p = neuron_new(l);
   if (!p) return CG_ERR_NOMEM;
   p->a = lp ? lp->scale : 1.0f;
@@ -390,7 +395,7 @@ static void bnll_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
   size_t n = bottom[0]->count;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (size_t i = 0; i < n; i++) {
-    float e = expf(fminf(x[i], (float)BNLL_THRESHOLD));
+    float e = expf((float)BNLL_THRESHOLD < x[i] ? (float)BNLL_THRESHOLD : x[i]);
     dx[i] = (float)(dy[i] * e / (e + 1.0));
   }
 }
@@ -459,16 +464,16 @@ static void swish_backward(cg_layer *l, cg_blob *const *top, const bool *propaga
   for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (beta * y[i] + s[i] * (1.0f - beta * y[i]));
 }
 
-#define NEURON_LAYER(sym, name, prefix, setup_fn, reshape_fn)                                                  \
-  const cg_layer_ops sym = {.type = name,                                                                      \
-                            .min_bottoms = 1,                                                                  \
-                            .max_bottoms = 1,                                                                  \
-                            .min_tops = 1,                                                                     \
-                            .max_tops = 1,                                                                     \
-                            .setup = setup_fn,                                                                 \
-                            .reshape = reshape_fn,                                                             \
-                            .forward = prefix##_forward,                                                       \
-                            .backward = prefix##_backward,                                                     \
+#define NEURON_LAYER(sym, name, prefix, setup_fn, reshape_fn) \
+  const cg_layer_ops sym = {.type = name,                     \
+                            .min_bottoms = 1,                 \
+                            .max_bottoms = 1,                 \
+                            .min_tops = 1,                    \
+                            .max_tops = 1,                    \
+                            .setup = setup_fn,                \
+                            .reshape = reshape_fn,            \
+                            .forward = prefix##_forward,      \
+                            .backward = prefix##_backward,    \
                             .destroy = neuron_destroy};
 
 NEURON_LAYER(cg_layer_relu, "ReLU", relu, relu_setup, neuron_reshape)

@@ -31,7 +31,7 @@ static int dropout_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *to
   if (!p) return cg_error(CG_ERR_NOMEM, "out of memory");
   l->priv = p;
   p->ratio = ratio;
-  p->scale = 1.0f / (1.0f - ratio);
+  p->scale = (float)(1.0 / (1.0 - (double)ratio)); /* in double, as Caffe computes it */
   return CG_OK;
 }
 

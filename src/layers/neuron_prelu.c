@@ -66,7 +66,7 @@ static int prelu_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *to
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (size_t i = 0; i < n; i++) {
     float a = slope[shared ? 0 : (i / dim) % channels];
-    y[i] = (x[i] > 0 ? x[i] : 0.0f) + a * (x[i] < 0 ? x[i] : 0.0f);
+    y[i] = (x[i] < 0 ? 0.0f : x[i]) + a * (0 < x[i] ? 0.0f : x[i]); /* std::max/min: NaN stays NaN */
   }
   return CG_OK;
 }

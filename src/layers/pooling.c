@@ -2,6 +2,7 @@
  * optional second top holds the mask) and AVE, Caffe's CEIL/FLOOR output size and
  * its padding rules, global pooling. STOCHASTIC is not supported. */
 #include <float.h>
+#include <limits.h>
 #include <string.h>
 
 #include "core/layer.h"
@@ -103,6 +104,7 @@ static int pool_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   s->num = b->shape[0], s->channels = b->shape[1], s->height = b->shape[2], s->width = b->shape[3];
   if (s->global) s->kernel_h = s->height, s->kernel_w = s->width;
   if (s->height <= 0 || s->width <= 0) return cg_error(CG_ERR_SHAPE, "input has an empty spatial axis");
+  if ((long long)s->height * s->width > INT_MAX) return cg_error(CG_ERR_SHAPE, "input plane is too large");
   int rc = pooled_size(s, s->height, s->kernel_h, s->pad_h, s->stride_h, "height", &s->pooled_h);
   if (!rc) rc = pooled_size(s, s->width, s->kernel_w, s->pad_w, s->stride_w, "width", &s->pooled_w);
   if (!rc) rc = cg_blob_reshape4(top[0], s->num, s->channels, s->pooled_h, s->pooled_w);

@@ -83,8 +83,8 @@ static int reshape_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *
   CG_LAYER_CHECK(start >= 0 && start <= b->num_axes, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom",
                  want_axis, b->num_axes);
   int end = num_axes == -1 ? b->num_axes : start + num_axes;
-  CG_LAYER_CHECK(end <= b->num_axes, CG_ERR_INVALID,
-                 "axis + num_axes = %d is out of range for a %d-axis bottom", end, b->num_axes);
+  CG_LAYER_CHECK(end <= b->num_axes, CG_ERR_INVALID, "axis + num_axes = %d is out of range for a %d-axis bottom", end,
+                 b->num_axes);
   int new_axes = s ? (int)s->n_dim : 0;
   int total_axes = b->num_axes - (end - start) + new_axes;
   CG_LAYER_CHECK(total_axes <= CG_BLOB_MAX_AXES, CG_ERR_SHAPE, "the new shape has %d axes (at most %d)", total_axes,

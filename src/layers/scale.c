@@ -16,8 +16,8 @@ typedef struct bcast {
 
 typedef struct scale_priv {
   bcast scale, bias;
-  int bias_param;  /* index of the bias in l->params, -1 without bias_term */
-  float *saved;    /* the input, saved by an in-place forward */
+  int bias_param; /* index of the bias in l->params, -1 without bias_term */
+  float *saved;   /* the input, saved by an in-place forward */
   size_t saved_cap;
 } scale_priv;
 
@@ -33,8 +33,7 @@ static void scale_destroy(cg_layer *l) {
 static int add_broadcast_param(cg_layer *l, const cg_blob *b, int want_axis, int num_axes, cg_filler filler) {
   int axis = cg_blob_canonical_axis(b, want_axis);
   CG_LAYER_CHECK(axis >= 0, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", want_axis, b->num_axes);
-  CG_LAYER_CHECK(num_axes >= -1, CG_ERR_INVALID, "num_axes must be >= 0, or -1 to extend to the end; got %d",
-                 num_axes);
+  CG_LAYER_CHECK(num_axes >= -1, CG_ERR_INVALID, "num_axes must be >= 0, or -1 to extend to the end; got %d", num_axes);
   CG_LAYER_CHECK(num_axes < 0 || b->num_axes >= axis + num_axes, CG_ERR_SHAPE,
                  "the parameter would extend past bottom 0's %d axes (axis %d, num_axes %d)", b->num_axes, axis,
                  num_axes);
@@ -48,8 +47,7 @@ static int broadcast_shape(const cg_blob *b, const cg_blob *factor, int want_axi
   int axis = factor->num_axes == 0 ? 0 : cg_blob_canonical_axis(b, want_axis);
   CG_LAYER_CHECK(axis >= 0, CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", want_axis, b->num_axes);
   CG_LAYER_CHECK(b->num_axes >= axis + factor->num_axes, CG_ERR_SHAPE,
-                 "a %d-axis factor extends past bottom 0's %d axes from axis %d", factor->num_axes, b->num_axes,
-                 axis);
+                 "a %d-axis factor extends past bottom 0's %d axes from axis %d", factor->num_axes, b->num_axes, axis);
   for (int i = 0; i < factor->num_axes; i++)
     CG_LAYER_CHECK(b->shape[axis + i] == factor->shape[i], CG_ERR_SHAPE,
                    "bottom 0 is %d on axis %d but the factor is %d on its axis %d", b->shape[axis + i], axis + i,

@@ -52,8 +52,7 @@ static int slice_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *to
       prev = end;
     }
   } else {
-    CG_LAYER_CHECK(total % nt == 0, CG_ERR_SHAPE, "%d tops do not evenly divide the slice axis (size %d)", nt,
-                   total);
+    CG_LAYER_CHECK(total % nt == 0, CG_ERR_SHAPE, "%d tops do not evenly divide the slice axis (size %d)", nt, total);
     shape[axis] = total / nt;
     for (int i = 0; i < nt; i++) {
       rc = cg_blob_reshape(top[i], b->num_axes, shape);

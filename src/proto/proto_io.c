@@ -128,8 +128,8 @@ static int read_all(const char *path, uint8_t **data, size_t *len) {
 int cg_read_binary(const ProtobufCMessageDescriptor *desc, const char *path, ProtobufCMessage **out) {
   if (out) *out = NULL;
   if (!desc || !path || !out) return cg_error(CG_ERR_INVALID, "cg_read_binary: missing argument");
-  uint8_t *data;
-  size_t len;
+  uint8_t *data = NULL;
+  size_t len = 0;
   int rc = read_all(path, &data, &len);
   if (rc) return rc;
   if (len == 0) {

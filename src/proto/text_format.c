@@ -249,6 +249,7 @@ static int decode_string(const parser *p, const token *t, char *dst, size_t *n) 
 static int parse_string(parser *p, char **out, size_t *out_len) {
   char *buf = NULL;
   size_t n = 0;
+  if (p->tok.kind != TOK_STRING) return cg_error(CG_ERR_INVALID, "internal: parse_string without a string");
   while (p->tok.kind == TOK_STRING) {
     char *grown = realloc(buf, n + p->tok.len + 1);
     if (!grown) {
@@ -600,8 +601,8 @@ static int parse_scalar(parser *p, ProtobufCMessage *m, const ProtobufCFieldDesc
         return fail_at(p, p->tok.line, p->tok.col, "field '%s' expects %s, got '%s'", f->name, type_words(f),
                        tok_excerpt(p, &p->tok, buf, sizeof buf));
       token first = p->tok;
-      char *s;
-      size_t n;
+      char *s = NULL;
+      size_t n = 0;
       rc = parse_string(p, &s, &n);
       if (rc) return rc;
       if (f->type == PROTOBUF_C_TYPE_STRING) {

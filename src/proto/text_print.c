@@ -46,7 +46,7 @@ static void put_indent(out_buf *b, int level) {
 static void put_real(out_buf *b, double v, int is_float) {
   char buf[64];
   if (isnan(v)) {
-    put_str(b, "nan");
+    put_str(b, signbit(v) ? "-nan" : "nan"); /* keeps the sign bit through a round trip */
     return;
   }
   if (isinf(v)) {

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Training end to end through the CLI: LeNet on Fashion-MNIST reaches Caffe's
+# accuracy after 500 iterations; resume is exact (200 straight == 100 + resume 100,
+# bit for bit); a real BVLC Caffe snapshot resumes; CaffeOnSpark's flags work.
+source "$(dirname "$0")/cli_lib.sh"
+FM=$SHARED_DATA/fashion-mnist
+ex=$(cd "$TESTS_DIR/../examples/fashion_mnist" && pwd)
+
+# 1. 500 iterations of BVLC's lenet_solver on Fashion-MNIST: >= 0.78 (Caffe: about 0.82)
+out=$(CAFFEGRID=$CAFFEGRID bash "$ex/train.sh" 500 "$WORK/fm" 2>&1)
+acc=$(echo "$out" | sed -n 's/^Fashion-MNIST test accuracy after 500 iterations: \([0-9.]*\)$/\1/p')
+echo "fashion-mnist 500 iterations: accuracy $acc"
+check "500-iteration accuracy printed" test -n "$acc"
+check "500-iteration accuracy $acc >= 0.78" python3 -c "import sys; sys.exit(0 if float('${acc:-0}') >= 0.78 else 1)"
+check "metrics file has train and test lines" grep -q '"type":"test","iter":500' "$WORK/fm/snapshots/lenet_metrics.jsonl"
+check "snapshot written" test -s "$WORK/fm/snapshots/lenet_iter_500.caffemodel"
+
+# 2. exact resume, on a short LeNet run over the Fashion-MNIST test LMDB
+r="$WORK/resume"
+mkdir -p "$r/a" "$r/b"
+ln -s "$WORK/fm/fashion_mnist_test_lmdb" "$r/fashion_mnist_train_lmdb"
+sed 's/^test_iter.*//; s/^test_interval.*//; s/^snapshot:.*/snapshot: 100/; s/^max_iter.*/max_iter: 200/; s/^display.*/display: 50/' \
+  "$ex/lenet_solver.prototxt" > "$r/solver.prototxt"
+# a train-only net (no TEST layers needed)
+python3 - "$ex/lenet_train_test.prototxt" "$r/lenet_train_test.prototxt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+blocks = re.split(r'\n(?=layer \{)', text)
+kept = [b for b in blocks if 'phase: TEST' not in b]
+open(sys.argv[2], 'w').write('\n'.join(kept) + '\n')
+PY
+(cd "$r" && sed 's|snapshots/lenet|a/lenet|' solver.prototxt > solver_a.prototxt && "$CAFFEGRID" train -solver solver_a.prototxt > a.log 2>&1)
+check "straight run finished" test -s "$r/a/lenet_iter_200.caffemodel"
+(cd "$r" && sed 's|snapshots/lenet|b/lenet|' solver.prototxt > solver_b.prototxt && "$CAFFEGRID" train -solver solver_b.prototxt -iterations 100 > b1.log 2>&1 &&
+  "$CAFFEGRID" train -solver solver_b.prototxt -snapshot b/lenet_iter_100.solverstate > b2.log 2>&1)
+check "resumed run finished" test -s "$r/b/lenet_iter_200.caffemodel"
+check "resumed log says where it resumed" grep -q "Restored solver state from b/lenet_iter_100.solverstate at iteration 100" "$r/b2.log"
+check "200 straight == 100 + resume 100, bit for bit" cmp -s "$r/a/lenet_iter_200.caffemodel" "$r/b/lenet_iter_200.caffemodel"
+check "solver history identical too" cmp -s <(tail -c 1000000 "$r/a/lenet_iter_200.solverstate") <(tail -c 1000000 "$r/b/lenet_iter_200.solverstate")
+
+# 3. CaffeOnSpark's spelling: -train -conf S -model OUT puts the final weights exactly at OUT
+(cd "$r" && sed 's|snapshots/lenet|c/lenet|; s/^max_iter.*/max_iter: 20/' solver.prototxt > solver_c.prototxt && mkdir -p c &&
+  "$CAFFEGRID" -train -conf solver_c.prototxt -model "$r/final.caffemodel" > c.log 2>&1)
+check "-train -conf -model writes OUT" test -s "$r/final.caffemodel"
+check "-model OUT equals the last snapshot" cmp -s "$r/final.caffemodel" "$r/c/lenet_iter_20.caffemodel"
+
+# 4. a real BVLC Caffe snapshot (iteration 10000, deprecated solver_type field) resumes and continues
+y="$WORK/yuvval"
+mkdir -p "$y/examples/mnist"
+cp "$SHARED_DATA/caffe_ref/lenet_yuvval/lenet_train_test.prototxt" "$SHARED_DATA/caffe_ref/lenet_yuvval/lenet_solver.prototxt" "$y/examples/mnist/"
+make_mnist_test_lmdb "$y/examples/mnist/mnist_test_lmdb"
+ln -s mnist_test_lmdb "$y/examples/mnist/mnist_train_lmdb"
+out=$(cd "$y" && "$CAFFEGRID" train -solver examples/mnist/lenet_solver.prototxt \
+  -snapshot "$SHARED_DATA/caffe_ref/lenet_yuvval/lenet_iter_10000.solverstate" -iterations 10002 2>&1)
+check "Caffe snapshot restored at 10000" grep -q "at iteration 10000" <<<"$out"
+check "continued to 10002 and snapshotted" test -s "$y/examples/mnist/lenet_iter_10002.caffemodel"
+
+# 5. bad input through the CLI
+expect_error "missing solver file" "no-such-solver.prototxt" "$CAFFEGRID" train -solver "$WORK/no-such-solver.prototxt"
+cd "$r"
+expect_error "-snapshot that does not exist" "nope.solverstate" "$CAFFEGRID" train -solver solver_a.prototxt -snapshot nope.solverstate
+cp "$r/b/lenet_iter_100.solverstate" "$r/orphan.solverstate"
+mv b/lenet_iter_100.caffemodel b/moved.caffemodel
+expect_error "-snapshot whose learned_net is missing" "learned_net" "$CAFFEGRID" train -solver solver_a.prototxt -snapshot orphan.solverstate
+sed 's/^momentum.*/momentum: 0.9\ntype: "Adam"/' solver_a.prototxt > solver_adam.prototxt
+expect_error "solverstate from a different solver type" "field 'history'" "$CAFFEGRID" train -solver solver_adam.prototxt \
+  -snapshot "$SHARED_DATA/caffe_ref/lenet_yuvval/lenet_iter_10000.solverstate"
+expect_error "-weights and -snapshot together" "not both" "$CAFFEGRID" train -solver solver_a.prototxt -snapshot x -weights y
+report
