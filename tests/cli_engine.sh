@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The engine through the CLI: `time` on LeNet, CIFAR-10 quick and CaffeNet, and
 # bad input — each a clear message naming file/line/field/layer and a non-zero exit, never a crash.
-source "$(dirname "$0")/cli_lib.sh"
+source "$(dirname "$0")/lib_cli.sh"
 nets=$(cd "$TESTS_DIR/../examples/nets" && pwd)
 ref=$SHARED_DATA/caffe_ref/lenet_nandahkrishna
 

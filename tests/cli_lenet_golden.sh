@@ -2,7 +2,7 @@
 # Golden test against BVLC Caffe: the Caffe-trained LeNet weights scored over
 # MNIST t10k (converted by our `convert mnist`) print the accuracy and loss that
 # `caffe test` printed for the same files (../shared/data/SOURCES.md), to 4 decimals.
-source "$(dirname "$0")/cli_lib.sh"
+source "$(dirname "$0")/lib_cli.sh"
 
 db="$WORK/mnist_test_lmdb"
 check "convert mnist" make_mnist_test_lmdb "$db"

@@ -2,7 +2,7 @@
 # Training end to end through the CLI: LeNet on Fashion-MNIST reaches Caffe's
 # accuracy after 500 iterations; resume is exact (200 straight == 100 + resume 100,
 # bit for bit); a real BVLC Caffe snapshot resumes; CaffeOnSpark's flags work.
-source "$(dirname "$0")/cli_lib.sh"
+source "$(dirname "$0")/lib_cli.sh"
 FM=$SHARED_DATA/fashion-mnist
 ex=$(cd "$TESTS_DIR/../examples/fashion_mnist" && pwd)
 
@@ -43,6 +43,18 @@ check "solver history identical too" cmp -s <(tail -c 1000000 "$r/a/lenet_iter_2
   "$CAFFEGRID" -train -conf solver_c.prototxt -model "$r/final.caffemodel" > c.log 2>&1)
 check "-train -conf -model writes OUT" test -s "$r/final.caffemodel"
 check "-model OUT equals the last snapshot" cmp -s "$r/final.caffemodel" "$r/c/lenet_iter_20.caffemodel"
+
+# 3b. killed while writing a snapshot (forced between write and rename): the previous one stays loadable
+(cd "$r" && sed 's|snapshots/lenet|k/lenet|; s/^snapshot:.*/snapshot: 10/; s/^max_iter.*/max_iter: 30/' solver.prototxt > solver_k.prototxt && mkdir -p k)
+(cd "$r" && CAFFEGRID_FAULT_BEFORE_RENAME=_iter_20.caffemodel "$CAFFEGRID" train -solver solver_k.prototxt > k.log 2>&1)
+check "the forced failure killed the run" test $? -ne 0
+check "no half-written snapshot under the real name" test ! -e "$r/k/lenet_iter_20.caffemodel"
+check "previous snapshot intact" test -s "$r/k/lenet_iter_10.caffemodel" -a -s "$r/k/lenet_iter_10.solverstate"
+(cd "$r" && "$CAFFEGRID" train -solver solver_k.prototxt -snapshot k/lenet_iter_10.solverstate > k2.log 2>&1)
+check "resume from the previous snapshot finishes" test -s "$r/k/lenet_iter_30.caffemodel"
+(cd "$r" && sed 's|snapshots/lenet|k2/lenet|; s/^snapshot:.*/snapshot: 10/; s/^max_iter.*/max_iter: 30/' solver.prototxt > solver_k2.prototxt && mkdir -p k2 &&
+  "$CAFFEGRID" train -solver solver_k2.prototxt > k3.log 2>&1)
+check "crashed-and-resumed run equals an uninterrupted one" cmp -s "$r/k/lenet_iter_30.caffemodel" "$r/k2/lenet_iter_30.caffemodel"
 
 # 4. a real BVLC Caffe snapshot (iteration 10000, deprecated solver_type field) resumes and continues
 y="$WORK/yuvval"

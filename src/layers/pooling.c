@@ -113,56 +113,84 @@ static int pool_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   return rc;
 }
 
-static void max_plane(const pool_state *s, const float *in, float *out, int *mask) {
-  for (int ph = 0; ph < s->pooled_h; ph++) {
-    int hstart = ph * s->stride_h - s->pad_h;
-    int hend = hstart + s->kernel_h < s->height ? hstart + s->kernel_h : s->height;
-    if (hstart < 0) hstart = 0;
-    for (int pw = 0; pw < s->pooled_w; pw++) {
-      int wstart = pw * s->stride_w - s->pad_w;
-      int wend = wstart + s->kernel_w < s->width ? wstart + s->kernel_w : s->width;
-      if (wstart < 0) wstart = 0;
+/* The window of output row/column `p` along one axis, clipped to the image. */
+static inline void window(int p, int stride, int pad, int kernel, int size, int *start, int *end) {
+  int a = p * stride - pad, b = a + kernel;
+  *start = a < 0 ? 0 : a;
+  *end = b < size ? b : size;
+}
+
+/* Plain ints copied out of the state, so the compiler need not reload them after
+ * every store through an int* (the mask). */
+static void max_plane(const pool_state *s, const float *restrict in, float *restrict out, int *restrict mask) {
+  const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
+  const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
+  for (int ph = 0; ph < PH; ph++) {
+    int hstart, hend;
+    window(ph, sh, ph_, kh, H, &hstart, &hend);
+    for (int pw = 0; pw < PW; pw++) {
+      int wstart, wend;
+      window(pw, sw, pw_, kw, W, &wstart, &wend);
       float best = -FLT_MAX;
       int best_index = -1;
       for (int h = hstart; h < hend; h++)
         for (int w = wstart; w < wend; w++) {
-          int index = h * s->width + w;
-          if (in[index] > best) { /* strictly greater: the first maximum wins */
-            best = in[index];
-            best_index = index;
-          }
+          int index = h * W + w;
+          float v = in[index];
+          bool better = v > best; /* strictly greater: the first maximum wins */
+          best_index = better ? index : best_index;
+          best = better ? v : best;
         }
-      out[ph * s->pooled_w + pw] = best;
-      mask[ph * s->pooled_w + pw] = best_index;
+      out[ph * PW + pw] = best;
+      mask[ph * PW + pw] = best_index;
     }
   }
 }
 
 /* Caffe's AVE window: the divisor counts the padded window clipped to the padded
  * image; the sum runs over the part inside the image. */
-static void ave_window(const pool_state *s, int ph, int pw, int *hstart, int *hend, int *wstart, int *wend,
-                       int *pool_size) {
-  int h0 = ph * s->stride_h - s->pad_h, w0 = pw * s->stride_w - s->pad_w;
-  int h1 = h0 + s->kernel_h < s->height + s->pad_h ? h0 + s->kernel_h : s->height + s->pad_h;
-  int w1 = w0 + s->kernel_w < s->width + s->pad_w ? w0 + s->kernel_w : s->width + s->pad_w;
-  *pool_size = (h1 - h0) * (w1 - w0);
-  *hstart = h0 < 0 ? 0 : h0;
-  *wstart = w0 < 0 ? 0 : w0;
-  *hend = h1 < s->height ? h1 : s->height;
-  *wend = w1 < s->width ? w1 : s->width;
+static inline void ave_window(int p, int stride, int pad, int kernel, int size, int *start, int *end, int *extent) {
+  int a = p * stride - pad, b = a + kernel < size + pad ? a + kernel : size + pad;
+  *extent = b - a;
+  *start = a < 0 ? 0 : a;
+  *end = b < size ? b : size;
 }
 
-static void ave_plane(const pool_state *s, const float *in, float *out) {
-  for (int ph = 0; ph < s->pooled_h; ph++)
-    for (int pw = 0; pw < s->pooled_w; pw++) {
-      int hstart, hend, wstart, wend, pool_size;
-      ave_window(s, ph, pw, &hstart, &hend, &wstart, &wend, &pool_size);
+static void ave_plane(const pool_state *s, const float *restrict in, float *restrict out) {
+  const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
+  const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
+  for (int ph = 0; ph < PH; ph++) {
+    int hstart, hend, hext;
+    ave_window(ph, sh, ph_, kh, H, &hstart, &hend, &hext);
+    for (int pw = 0; pw < PW; pw++) {
+      int wstart, wend, wext;
+      ave_window(pw, sw, pw_, kw, W, &wstart, &wend, &wext);
+      int pool_size = hext * wext;
       float sum = 0;
       for (int h = hstart; h < hend; h++)
-        for (int w = wstart; w < wend; w++) sum += in[h * s->width + w];
+        for (int w = wstart; w < wend; w++) sum += in[h * W + w];
       /* pool_size is 0 only for a window wholly past the image (kernel < stride). */
-      out[ph * s->pooled_w + pw] = pool_size > 0 ? sum / (float)pool_size : 0.0f;
+      out[ph * PW + pw] = pool_size > 0 ? sum / (float)pool_size : 0.0f;
     }
+  }
+}
+
+static void ave_plane_backward(const pool_state *s, const float *restrict top_diff, float *restrict bottom_diff) {
+  const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
+  const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
+  for (int ph = 0; ph < PH; ph++) {
+    int hstart, hend, hext;
+    ave_window(ph, sh, ph_, kh, H, &hstart, &hend, &hext);
+    for (int pw = 0; pw < PW; pw++) {
+      int wstart, wend, wext;
+      ave_window(pw, sw, pw_, kw, W, &wstart, &wend, &wext);
+      int pool_size = hext * wext;
+      if (pool_size <= 0) continue;
+      float g = top_diff[ph * PW + pw] / (float)pool_size;
+      for (int h = hstart; h < hend; h++)
+        for (int w = wstart; w < wend; w++) bottom_diff[h * W + w] += g;
+    }
+  }
 }
 
 static int pool_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
@@ -204,19 +232,7 @@ static void pool_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
     }
   } else {
 #pragma omp parallel for schedule(static) if (big)
-    for (long i = 0; i < planes; i++) {
-      const float *td = top_diff + i * out_dim;
-      float *bd = bottom_diff + i * in_dim;
-      for (int ph = 0; ph < s->pooled_h; ph++)
-        for (int pw = 0; pw < s->pooled_w; pw++) {
-          int hstart, hend, wstart, wend, pool_size;
-          ave_window(s, ph, pw, &hstart, &hend, &wstart, &wend, &pool_size);
-          if (pool_size <= 0) continue;
-          float g = td[ph * s->pooled_w + pw] / (float)pool_size;
-          for (int h = hstart; h < hend; h++)
-            for (int w = wstart; w < wend; w++) bd[h * s->width + w] += g;
-        }
-    }
+    for (long i = 0; i < planes; i++) ave_plane_backward(s, top_diff + i * out_dim, bottom_diff + i * in_dim);
   }
 }
 
