@@ -67,6 +67,11 @@ out=$(cd "$y" && "$CAFFEGRID" train -solver examples/mnist/lenet_solver.prototxt
 check "Caffe snapshot restored at 10000" grep -q "at iteration 10000" <<<"$out"
 check "continued to 10002 and snapshotted" test -s "$y/examples/mnist/lenet_iter_10002.caffemodel"
 
+# fine-tuning: Caffe's trained weights loaded by -weights give Caffe's accuracy at the initial test
+out=$(cd "$y" && "$CAFFEGRID" train -solver examples/mnist/lenet_solver.prototxt \
+  -weights "$SHARED_DATA/caffe_ref/lenet_nandahkrishna/lenet_iter_10000.caffemodel" -iterations 1 2>&1)
+check "-weights fine-tunes from Caffe's model (test at iteration 0 = 0.9905)" grep -q "Test net output #0: accuracy = 0.9905" <<<"$out"
+
 # 5. bad input through the CLI
 expect_error "missing solver file" "no-such-solver.prototxt" "$CAFFEGRID" train -solver "$WORK/no-such-solver.prototxt"
 cd "$r"

@@ -444,6 +444,51 @@ static void test_pool_max_ties_and_mask(void) {
   fixture_free(&f);
 }
 
+/* Big inputs take the OpenMP paths of Pooling and LRN; each image must match the
+ * same layer run serially on that image alone. */
+static void compare_big_with_single(const char *text, int n, int c, int h, int w) {
+  char big_shape[64], one_shape[64];
+  snprintf(big_shape, sizeof big_shape, "%d %d %d %d", n, c, h, w);
+  snprintf(one_shape, sizeof one_shape, "1 %d %d %d", c, h, w);
+  const char *bs[] = {big_shape}, *os[] = {one_shape};
+  fixture big, one;
+  fixture_init(&big, text, bs, 1, 1);
+  fixture_init(&one, text, os, 1, 1);
+  CHECK_MSG(big.rc == 0 && one.rc == 0, "%s: %s", text, cg_error_message());
+  if (!big.rc && !one.rc) {
+    cg_rng rng;
+    cg_rng_seed(&rng, 5);
+    fill_random(big.bottom[0]->data, big.bottom[0]->count, &rng);
+    fill_random(big.top[0]->diff, big.top[0]->count, &rng);
+    fixture_forward(&big);
+    bool prop[1] = {true};
+    big.l.ops->backward(&big.l, big.top, prop, big.bottom);
+    size_t in_dim = one.bottom[0]->count, out_dim = one.top[0]->count;
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+      memcpy(one.bottom[0]->data, big.bottom[0]->data + i * in_dim, in_dim * sizeof(float));
+      memcpy(one.top[0]->diff, big.top[0]->diff + i * out_dim, out_dim * sizeof(float));
+      fixture_forward(&one);
+      one.l.ops->backward(&one.l, one.top, prop, one.bottom);
+      worst = fmax(worst, max_abs_diff(one.top[0]->data, big.top[0]->data + i * out_dim, out_dim));
+      worst = fmax(worst, max_abs_diff(one.bottom[0]->diff, big.bottom[0]->diff + i * in_dim, in_dim));
+    }
+    CHECK_MSG(worst == 0, "%s: parallel and serial results differ by %g", text, worst);
+  }
+  fixture_free(&big);
+  fixture_free(&one);
+}
+
+static void test_parallel_paths(void) {
+  compare_big_with_single("type: \"Pooling\" pooling_param { pool: MAX kernel_size: 3 stride: 2 }", 8, 16, 96, 96);
+  compare_big_with_single("type: \"Pooling\" pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 }", 8, 16, 96,
+                          96);
+  compare_big_with_single("type: \"LRN\" lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }", 8, 16, 96, 96);
+  compare_big_with_single("type: \"LRN\" lrn_param { local_size: 3 alpha: 0.00005 beta: 0.75 norm_region: "
+                          "WITHIN_CHANNEL }",
+                          8, 16, 96, 96);
+}
+
 /* ---------- InnerProduct */
 
 static void test_inner_product(void) {
@@ -735,6 +780,7 @@ int main(void) {
   test_pool_shapes();
   test_pool_ave_divisor();
   test_pool_max_ties_and_mask();
+  test_parallel_paths();
   test_inner_product();
   test_lrn();
   test_softmax();

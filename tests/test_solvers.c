@@ -119,13 +119,13 @@ static void write_file(const char *path, const char *text) {
   fclose(f);
 }
 
-/* y = W x + b on a constant input, EuclideanLoss against a constant target:
+/* y = W x + b on a constant input (iter_size passes over it average to the same gradient), EuclideanLoss against a constant target:
  * dL/dW = (y - t) x^T / N, dL/db = (y - t) / N (N = batch). Two SGD steps with
  * momentum, L2 decay (decay_mult 0 on the bias), lr_mult 2 on the bias. */
-static void test_apply_update(const char *dir, bool clip) {
+static void test_apply_update(const char *dir, bool clip, int iter_size) {
   char net[512], solver[512];
   snprintf(net, sizeof net, "%s/tiny_net.prototxt", dir);
-  snprintf(solver, sizeof solver, "%s/tiny_solver%d.prototxt", dir, clip);
+  snprintf(solver, sizeof solver, "%s/tiny_solver%d_%d.prototxt", dir, clip, iter_size);
   write_file(net,
              "layer { name: 'x' type: 'DummyData' top: 'x' top: 't'\n"
              "  dummy_data_param { shape { dim: 1 dim: 2 } shape { dim: 1 dim: 1 }\n"
@@ -138,8 +138,8 @@ static void test_apply_update(const char *dir, bool clip) {
   char text[1024];
   snprintf(text, sizeof text,
            "net: '%s' base_lr: 0.1 lr_policy: 'fixed' momentum: 0.9 weight_decay: 0.01 max_iter: 2 display: 0 "
-           "snapshot_after_train: false random_seed: 1 %s",
-           net, clip ? "clip_gradients: 0.5" : "");
+           "snapshot_after_train: false random_seed: 1 iter_size: %d %s",
+           net, iter_size, clip ? "clip_gradients: 0.5" : "");
   write_file(solver, text);
   cg_solver *s = NULL;
   cg_solver_options opt = {.world_size = 1, .no_metrics = true};
@@ -209,8 +209,9 @@ int main(void) {
   if (!mkdtemp(dir)) return 1;
   test_rules();
   test_policies();
-  test_apply_update(dir, false);
-  test_apply_update(dir, true);
+  test_apply_update(dir, false, 1);
+  test_apply_update(dir, true, 1);
+  test_apply_update(dir, false, 3); /* gradients of 3 identical passes, averaged: the same step */
   test_bad_solvers(dir);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

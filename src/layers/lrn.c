@@ -1,7 +1,6 @@
-/* LRN (Caffe's LRNLayer): local response normalisation, top = x * scale^-beta.
- * ACROSS_CHANNELS: scale = k + alpha/size * sum of x^2 over `size` neighbouring channels.
- * WITHIN_CHANNEL: scale = 1 + alpha/size^2 * sum of x^2 over a size x size window
- * (Caffe builds it from AVE pooling with pad (size-1)/2, whose divisor is always size^2). */
+/* LRN (Caffe's LRNLayer): top = x * scale^-beta, with scale = k + alpha/size * sum of x^2
+ * over `size` neighbouring channels (ACROSS_CHANNELS), or, as Caffe builds WITHIN_CHANNEL
+ * from AVE pooling with pad (size-1)/2, scale = 1 + alpha/size^2 * sum over a size x size window. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -9,6 +8,10 @@
 #include "layers/scratch.h"
 
 static const Caffe__LRNParameter lrn_defaults = CAFFE__LRNPARAMETER__INIT;
+
+/* Below this many input elements the layer runs on one thread: small layers gain
+ * nothing, and a parallel region next to OpenBLAS's own threads can cost more than it saves. */
+enum { PARALLEL_MIN_ELEMENTS = 1 << 20 };
 
 typedef struct lrn_state {
   bool within;
@@ -103,7 +106,7 @@ static int lrn_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top)
   float *y = top[0]->data;
   if (!s->within) {
     size_t dim = (size_t)s->channels * s->height * s->width;
-#pragma omp parallel for schedule(static) if (bottom[0]->count > 32768)
+#pragma omp parallel for schedule(static) if (bottom[0]->count >= PARALLEL_MIN_ELEMENTS)
     for (int n = 0; n < s->num; n++) {
       across_scale(s, x + n * dim, s->scale + n * dim);
       apply_power(dim, x + n * dim, s->scale + n * dim, s->beta, y + n * dim);
@@ -111,7 +114,7 @@ static int lrn_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top)
   } else {
     long planes = (long)s->num * s->channels;
     size_t dim = (size_t)s->height * s->width;
-#pragma omp parallel for schedule(static) if (bottom[0]->count > 32768)
+#pragma omp parallel for schedule(static) if (bottom[0]->count >= PARALLEL_MIN_ELEMENTS)
     for (long i = 0; i < planes; i++) {
       within_scale(s, x + i * dim, s->scale + i * dim);
       apply_power(dim, x + i * dim, s->scale + i * dim, s->beta, y + i * dim);
@@ -132,7 +135,7 @@ static void lrn_backward(cg_layer *l, cg_blob *const *top, const bool *propagate
   if (!s->within) {
     float coeff = 2.0f * s->alpha * s->beta / (float)s->size;
     size_t hw = (size_t)H * W, dim = (size_t)C * hw;
-#pragma omp parallel for schedule(static) if (count > 32768)
+#pragma omp parallel for schedule(static) if (count >= PARALLEL_MIN_ELEMENTS)
     for (int n = 0; n < s->num; n++) {
       float *ratio = s->ratio + n * dim;
       for (size_t i = 0; i < dim; i++) ratio[i] = dy[n * dim + i] * y[n * dim + i] / s->scale[n * dim + i];
@@ -151,7 +154,7 @@ static void lrn_backward(cg_layer *l, cg_blob *const *top, const bool *propagate
     float coeff = 2.0f * s->alpha * s->beta / (float)(s->size * s->size);
     long planes = (long)s->num * C;
     size_t dim = (size_t)H * W;
-#pragma omp parallel for schedule(static) if (count > 32768)
+#pragma omp parallel for schedule(static) if (count >= PARALLEL_MIN_ELEMENTS)
     for (long p = 0; p < planes; p++) {
       const float *xp = x + p * dim;
       float *ratio = s->ratio + p * dim, *dxp = dx + p * dim;

@@ -13,6 +13,10 @@
 
 static const Caffe__PoolingParameter pool_defaults = CAFFE__POOLING_PARAMETER__INIT;
 
+/* Below this many input elements the layer runs on one thread: small layers gain
+ * nothing, and a parallel region next to OpenBLAS's own threads can cost more than it saves. */
+enum { PARALLEL_MIN_ELEMENTS = 1 << 20 };
+
 typedef struct pool_state {
   int method;
   bool global, ceil_mode;
@@ -199,7 +203,7 @@ static int pool_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   size_t in_dim = (size_t)s->height * s->width, out_dim = (size_t)s->pooled_h * s->pooled_w;
   const float *in = bottom[0]->data;
   float *out = top[0]->data;
-  bool big = (size_t)planes * in_dim > 32768;
+  bool big = (size_t)planes * in_dim >= PARALLEL_MIN_ELEMENTS;
   if (s->method == POOL_MAX) {
 #pragma omp parallel for schedule(static) if (big)
     for (long i = 0; i < planes; i++) max_plane(s, in + i * in_dim, out + i * out_dim, s->mask + i * out_dim);
@@ -219,7 +223,7 @@ static void pool_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
   size_t in_dim = (size_t)s->height * s->width, out_dim = (size_t)s->pooled_h * s->pooled_w;
   const float *top_diff = top[0]->diff;
   float *bottom_diff = bottom[0]->diff;
-  bool big = (size_t)planes * in_dim > 32768;
+  bool big = (size_t)planes * in_dim >= PARALLEL_MIN_ELEMENTS;
   memset(bottom_diff, 0, bottom[0]->count * sizeof(float));
   if (s->method == POOL_MAX) {
 #pragma omp parallel for schedule(static) if (big)
