@@ -10,10 +10,12 @@ else
   OPT = -O3 -g -march=x86-64-v3 -mtune=native
 endif
 WERROR ?=
-CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen $(MPI_CFLAGS)
 CFLAGS += $(OPT) $(CFLAGS_COMMON)
 LDFLAGS += $(OPT) -fopenmp
-LDLIBS = -lopenblas -llmdb -lprotobuf-c -lz -lm -lpthread
+LDLIBS = -lopenblas -llmdb -lprotobuf-c -lz -lm -lpthread $(MPI_LIBS)
 
 GEN_C = $(BUILD)/gen/proto/caffe.pb-c.c
 GEN_H = $(BUILD)/gen/proto/caffe.pb-c.h

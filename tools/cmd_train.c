@@ -1,9 +1,11 @@
 /* caffegrid train: run a solver, with Caffe's flags (-solver, -weights, -snapshot,
  * -iterations) and CaffeOnSpark's spelling (-train -conf S -model OUT). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "caffegrid/comm.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "caffegrid/solver.h"
@@ -18,6 +20,11 @@ int cmd_train(int argc, char **argv) {
       {"snapshot", NULL, false, "resume from this .solverstate"},
       {"iterations", NULL, false, "train to this iteration instead of the solver's max_iter"},
       {"model", NULL, false, "CaffeOnSpark's -model: write the final weights to this file"},
+      {"clusterSize", NULL, false, "CaffeOnSpark: expected number of ranks (checked against the launch)"},
+      {"connection", NULL, false, "ethernet (TCP) or infiniband (UCX): Open MPI's transport"},
+      {"bucket_mb", NULL, false, "gradient megabytes per allreduce bucket (default 4)"},
+      {"check_every", NULL, false, "compare weights across ranks every N iterations (default 0: never)"},
+      {"devices", NULL, false, "CaffeOnSpark: devices per process (CPU build: must be 1)"},
       {"gpu", NULL, false, "not available in this build: CPU only"},
       {"train", NULL, true, "CaffeOnSpark's mode flag (accepted)"},
       {"help", NULL, true, "this help"},
@@ -32,8 +39,15 @@ int cmd_train(int argc, char **argv) {
   }
   const char *solver_path = cg_flag_get(flags, "solver");
   if (!solver_path) solver_path = cg_flag_get(flags, "conf");
-  long iterations;
-  if (!cg_flag_int(flags, "iterations", 0, &iterations)) return 1;
+  long iterations, cluster_size, bucket_mb, check_every, devices;
+  if (!cg_flag_int(flags, "iterations", 0, &iterations) || !cg_flag_int(flags, "clusterSize", 0, &cluster_size) ||
+      !cg_flag_int(flags, "bucket_mb", 4, &bucket_mb) || !cg_flag_int(flags, "check_every", 0, &check_every) ||
+      !cg_flag_int(flags, "devices", 1, &devices))
+    return 1;
+  if (devices != 1) {
+    fprintf(stderr, "caffegrid train: -devices %ld: this CPU build runs one device per process; start more ranks instead\n", devices);
+    return 1;
+  }
   if (!solver_path) {
     fprintf(stderr, "caffegrid train: -solver is required (a solver .prototxt)\n");
     return 1;
@@ -47,18 +61,58 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "caffegrid train: give -weights (fine-tune) or -snapshot (resume), not both\n");
     return 1;
   }
-  cg_solver_options opt = {.world_size = 1, .max_iter = iterations, .final_model = cg_flag_get(flags, "model"),
-                           .progress = isatty(2) != 0};
+  const char *connection = cg_flag_get(flags, "connection");
+  if (connection) {
+    /* Open MPI reads its transport choice from the environment at MPI_Init */
+    if (strcmp(connection, "ethernet") == 0) {
+      setenv("OMPI_MCA_pml", "ob1", 1);
+      setenv("OMPI_MCA_btl", "tcp,self", 1);
+    } else if (strcmp(connection, "infiniband") == 0) {
+      setenv("OMPI_MCA_pml", "ucx", 1);
+    } else {
+      fprintf(stderr, "caffegrid train: -connection must be ethernet or infiniband, got '%s'\n", connection);
+      return 1;
+    }
+  }
+  cg_comm *comm = NULL;
+  if (cg_comm_create_auto(NULL, NULL, &comm)) {
+    fprintf(stderr, "caffegrid train: %s\n", cg_error_message());
+    return 1;
+  }
+  int rank = cg_comm_rank(comm), world = cg_comm_size(comm);
+  if (rank != 0) cg_log_set_quiet(1); /* rank 0 speaks for the job */
+  if (cluster_size && cluster_size != world) {
+    fprintf(stderr, "caffegrid train: -clusterSize %ld but the job was launched with %d rank(s)\n", cluster_size, world);
+    cg_comm_free(comm);
+    return 1;
+  }
+  cg_solver_options opt = {.comm = comm, .max_iter = iterations, .final_model = cg_flag_get(flags, "model"),
+                           .progress = isatty(2) != 0 && rank == 0, .bucket_bytes = (size_t)bucket_mb << 20,
+                           .check_every = (int)check_every};
   CG_LOG_INFO("Use CPU.");
+  if (world > 1) CG_LOG_INFO("Data-parallel training on %d ranks (%s)", world, cg_comm_backend(comm));
   cg_solver *s = NULL;
   int rc = cg_solver_create_from_file(solver_path, &opt, &s);
   if (!rc && weights) rc = cg_solver_load_weights(s, weights);
+  char *latest = NULL;
+  if (!rc && snapshot && strcmp(snapshot, "auto") == 0) {
+    latest = cg_solver_latest_snapshot(s);
+    if (!latest) CG_LOG_INFO("-snapshot auto: no complete snapshot yet; starting from the beginning");
+    snapshot = latest;
+  }
   if (!rc && snapshot) {
     CG_LOG_INFO("Resuming from %s", snapshot);
     rc = cg_solver_restore(s, snapshot);
   }
+  free(latest);
   if (!rc) rc = cg_solver_solve(s);
-  if (rc) fprintf(stderr, "caffegrid train: %s\n", cg_error_message());
+  if (rc) {
+    char message[4200];
+    snprintf(message, sizeof message, "caffegrid train: %s", cg_error_message());
+    if (world > 1) cg_comm_abort(comm, 1, message); /* the other ranks must not wait for us forever */
+    fprintf(stderr, "%s\n", message);
+  }
   cg_solver_free(s);
+  cg_comm_free(comm);
   return rc ? 1 : 0;
 }

@@ -67,6 +67,16 @@ float *cg_net_param_diff(cg_net *net);
 int cg_net_num_learnable(const cg_net *net);
 cg_blob *cg_net_learnable(const cg_net *net, int i, float *lr_mult, float *decay_mult);
 
+/* Where learnable blob i starts in the flat arrays, and the index of the first
+ * layer (in forward order) that uses it: its gradient is complete once backward
+ * has passed that layer. */
+size_t cg_net_learnable_offset(const cg_net *net, int i);
+int cg_net_learnable_first_layer(const cg_net *net, int i);
+/* Called after each layer's backward step, in reverse layer order, with the
+ * layer's index (also for layers that needed no backward). NULL removes it. */
+typedef void (*cg_backward_hook)(int layer_index, void *user);
+void cg_net_set_backward_hook(cg_net *net, cg_backward_hook hook, void *user);
+
 /* Copies weights from a .caffemodel (binary NetParameter) into layers of the same
  * name; shapes must match (errors name the layer and both shapes). */
 int cg_net_load_weights(cg_net *net, const char *path);

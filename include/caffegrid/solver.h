@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "caffegrid/comm.h"
 #include "caffegrid/net.h"
 
 #ifdef __cplusplus
@@ -15,7 +16,10 @@ extern "C" {
 typedef struct cg_solver cg_solver;
 
 typedef struct cg_solver_options {
-  int rank, world_size;      /* data-parallel position (0, 1 alone) */
+  cg_comm *comm;             /* data-parallel ranks (NULL: alone); borrowed */
+  int rank, world_size;      /* filled from comm when given */
+  size_t bucket_bytes;       /* gradient bytes per allreduce bucket (0: 4 MiB) */
+  int check_every;           /* compare a weight checksum across ranks every N iterations (0: never) */
   long max_iter;             /* > 0 overrides the solver's max_iter (CLI -iterations) */
   const char *final_model;   /* CaffeOnSpark's -model: where the final weights go */
   bool progress;             /* draw a progress bar on a terminal */
@@ -40,6 +44,9 @@ int cg_solver_solve(cg_solver *s);
 int cg_solver_test_all(cg_solver *s);
 /* Writes PREFIX_iter_N.caffemodel and .solverstate (plus the exact-resume side file). */
 int cg_solver_snapshot(cg_solver *s);
+/* The newest complete snapshot (.caffemodel, .solverstate and run state all
+ * present) of this solver's snapshot_prefix, as a malloc'd .solverstate path, or NULL. */
+char *cg_solver_latest_snapshot(const cg_solver *s);
 
 int cg_solver_iter(const cg_solver *s);
 cg_net *cg_solver_net(cg_solver *s);

@@ -43,10 +43,12 @@ void cg_net_backward(cg_net *net) {
   }
   for (int i = net->num_layers - 1; i >= 0; i--) {
     cg_net_layer *nl = &net->layers[i];
-    if (!nl->need_backward) continue;
-    double start = net->profiling ? now_ms() : 0;
-    nl->layer.ops->backward(&nl->layer, nl->tops, nl->bottom_need_backward, nl->bottoms);
-    if (net->profiling) nl->backward_ms += now_ms() - start;
+    if (nl->need_backward) {
+      double start = net->profiling ? now_ms() : 0;
+      nl->layer.ops->backward(&nl->layer, nl->tops, nl->bottom_need_backward, nl->bottoms);
+      if (net->profiling) nl->backward_ms += now_ms() - start;
+    }
+    if (net->backward_hook) net->backward_hook(i, net->backward_hook_user);
   }
 }
 
@@ -167,4 +169,12 @@ void cg_net_share_weights_from(cg_net *dst, const cg_net *src) {
       break;
     }
   }
+}
+
+size_t cg_net_learnable_offset(const cg_net *net, int i) { return net->learnable[i].offset; }
+int cg_net_learnable_first_layer(const cg_net *net, int i) { return net->learnable[i].first_layer; }
+
+void cg_net_set_backward_hook(cg_net *net, cg_backward_hook hook, void *user) {
+  net->backward_hook = hook;
+  net->backward_hook_user = user;
 }

@@ -334,6 +334,8 @@ static int lay_out_params(cg_net *net) {
       lp->blob = l->params[k];
       lp->lr_mult = spec && spec->has_lr_mult ? spec->lr_mult : 1.0f;
       lp->decay_mult = spec && spec->has_decay_mult ? spec->decay_mult : 1.0f;
+      lp->offset = offset;
+      lp->first_layer = i;
       offset += l->params[k]->count;
     }
   }

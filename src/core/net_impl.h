@@ -20,6 +20,8 @@ typedef struct cg_net_layer {
 typedef struct cg_learnable {
   cg_blob *blob;
   float lr_mult, decay_mult;
+  size_t offset;   /* into param_data / param_diff */
+  int first_layer; /* the owner: the first layer in forward order that uses it */
 } cg_learnable;
 
 struct cg_net {
@@ -37,6 +39,8 @@ struct cg_net {
   size_t param_count;
   float *param_data, *param_diff;
   bool profiling;
+  cg_backward_hook backward_hook;
+  void *backward_hook_user;
   cg_rng rng;
 };
 

@@ -2,6 +2,7 @@
  * each written atomically, plus PREFIX_iter_N.cgstate holding what Caffe's format
  * cannot (each layer's RNG and data position) so that resume is exact. Restore
  * reads Caffe's own solverstates too. */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,4 +203,40 @@ int cg_solver_restore(cg_solver *s, const char *state_path) {
 done:
   protobuf_c_message_free_unpacked(msg, NULL);
   return rc;
+}
+
+static bool snapshot_complete(const char *stem) {
+  const char *ext[] = {".caffemodel", ".solverstate", ".cgstate"};
+  for (int i = 0; i < 3; i++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s", stem, ext[i]);
+    if (!exists(path)) return false;
+  }
+  return true;
+}
+
+char *cg_solver_latest_snapshot(const cg_solver *s) {
+  const char *prefix = s->param->snapshot_prefix;
+  if (!prefix) return NULL;
+  const char *slash = strrchr(prefix, '/');
+  char *dir = slash ? strndup(prefix, (size_t)(slash - prefix)) : strdup(".");
+  const char *base = slash ? slash + 1 : prefix;
+  size_t base_len = strlen(base);
+  DIR *d = opendir(dir[0] ? dir : "/");
+  long best = -1;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    const char *name = e->d_name;
+    if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, "_iter_", 6) != 0) continue;
+    char *end;
+    long iter = strtol(name + base_len + 6, &end, 10);
+    if (end == name + base_len + 6 || strcmp(end, ".solverstate") != 0 || iter <= best) continue;
+    char stem[4096];
+    snprintf(stem, sizeof stem, "%s/%.*s", dir, (int)(end - name), name);
+    if (snapshot_complete(stem)) best = iter;
+  }
+  if (d) closedir(d);
+  char *path = NULL;
+  if (best >= 0 && asprintf(&path, "%s_iter_%ld.solverstate", prefix, best) < 0) path = NULL;
+  free(dir);
+  return path;
 }

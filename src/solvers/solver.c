@@ -118,6 +118,10 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
   cg_solver *s = calloc(1, sizeof *s);
   if (!s) return cg_error(CG_ERR_NOMEM, "out of memory");
   if (opt) s->opt = *opt;
+  if (s->opt.comm) {
+    s->opt.rank = cg_comm_rank(s->opt.comm);
+    s->opt.world_size = cg_comm_size(s->opt.comm);
+  }
   if (s->opt.world_size < 1) s->opt.world_size = 1;
   s->source_name = strdup(path);
   const char *slash = strrchr(path, '/');
@@ -142,6 +146,7 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
     s->loss_window = calloc((size_t)s->param->average_loss, sizeof(float));
     if (!s->history || !s->loss_window) rc = cg_error(CG_ERR_NOMEM, "out of memory for the solver history");
   }
+  if (!rc && s->opt.comm && s->opt.world_size > 1) rc = cg_dp_create(s->opt.comm, s->net, s->opt.bucket_bytes, &s->dp);
   if (!rc && !s->opt.no_metrics && s->opt.rank == 0 && s->param->snapshot_prefix) {
     if (asprintf(&s->metrics_path, "%s_metrics.jsonl", s->param->snapshot_prefix) < 0) s->metrics_path = NULL;
   }
@@ -156,6 +161,7 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
 
 void cg_solver_free(cg_solver *s) {
   if (!s) return;
+  cg_dp_free(s->dp);
   cg_net_free(s->net);
   for (int i = 0; i < s->num_test_nets; i++) cg_net_free(s->test_nets[i]);
   for (int i = 0; i < CG_MAX_TEST_NETS; i++)
@@ -349,6 +355,13 @@ int cg_solver_step(cg_solver *s, int iters) {
   s->smoothed_loss = 0;
   double started = now_s(), last_display = started;
   int last_display_iter = s->iter;
+  if (s->dp && !s->weights_synced) {
+    /* every rank starts from rank 0's weights and solver history */
+    size_t history = cg_net_param_count(s->net) * (size_t)s->history_slots;
+    int rc = cg_dp_broadcast_weights(s->dp, s->history, history);
+    if (rc) return rc;
+    s->weights_synced = true;
+  }
   while (s->iter < stop_iter) {
     cg_net_clear_param_diffs(s->net);
     if (p->test_interval && s->iter % p->test_interval == 0 && (s->iter > 0 || p->test_initialization) &&
@@ -362,10 +375,18 @@ int cg_solver_step(cg_solver *s, int iters) {
       float l;
       int rc = cg_net_forward(s->net, &l);
       if (rc) return rc;
+      if (s->dp && i == p->iter_size - 1) cg_dp_arm(s->dp); /* the last pass completes the gradients */
       cg_net_backward(s->net);
       loss += l;
     }
     loss /= (float)p->iter_size;
+    if (s->dp) {
+      int rc = cg_dp_finish(s->dp);
+      if (!rc && display) rc = cg_dp_mean(s->dp, &loss);
+      if (!rc && s->opt.check_every > 0 && s->iter % s->opt.check_every == 0)
+        rc = cg_dp_check_consistency(s->dp, s->iter);
+      if (rc) return rc;
+    }
     update_smoothed_loss(s, loss, start_iter);
     float rate = cg_lr_policy_rate(p, s->iter, &s->current_step);
     if (display && s->opt.rank == 0) {
@@ -409,6 +430,7 @@ int cg_solver_solve(cg_solver *s) {
   if (p->display && s->iter % p->display == 0) {
     float loss;
     rc = cg_net_forward(s->net, &loss);
+    if (!rc && s->dp) rc = cg_dp_mean(s->dp, &loss);
     if (rc) return rc;
     CG_LOG_INFO("Iteration %d, loss = %g", s->iter, loss);
   }

@@ -6,6 +6,7 @@
 
 #include "caffegrid/solver.h"
 #include "proto/caffe.pb-c.h"
+#include "solvers/data_parallel.h"
 #include "solvers/update_rule.h"
 
 enum { CG_MAX_TEST_NETS = 16, CG_MAX_TEST_OUTPUTS = 64 };
@@ -18,6 +19,8 @@ struct cg_solver {
   cg_net *net;
   cg_net *test_nets[CG_MAX_TEST_NETS];
   int num_test_nets;
+  cg_data_parallel *dp;   /* NULL when training alone */
+  bool weights_synced;    /* rank 0's weights have been sent to every rank */
   cg_update_fn update;
   int history_slots;
   float *history;         /* history_slots * param_count floats */

@@ -1,0 +1,51 @@
+/* caffegrid communicators: how data-parallel ranks exchange gradients. The
+ * trainer only calls this interface; backends: local (one process) and MPI
+ * (Open MPI under mpirun or Slurm's srun). Gloo and NCCL later, behind the same calls. */
+#ifndef CAFFEGRID_COMM_H
+#define CAFFEGRID_COMM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cg_comm cg_comm;
+
+/* The communicator for this process: MPI when started by mpirun/srun (detected
+ * from the launcher's environment), else a local one of size 1. argc/argv may be NULL. */
+int cg_comm_create_auto(int *argc, char ***argv, cg_comm **out);
+/* A communicator of one process. */
+cg_comm *cg_comm_local(void);
+void cg_comm_free(cg_comm *c); /* finalizes MPI when it started it; NULL is a no-op */
+
+int cg_comm_rank(const cg_comm *c);
+int cg_comm_size(const cg_comm *c);
+const char *cg_comm_backend(const cg_comm *c); /* "local" or "mpi" */
+
+/* In-place sum over all ranks. Blocking; every rank must call it with the same n. */
+int cg_comm_allreduce_sum(cg_comm *c, float *data, size_t n);
+/* In-place max over all ranks, in double (for checksums and agreement checks). */
+int cg_comm_allreduce_max(cg_comm *c, double *data, size_t n);
+int cg_comm_broadcast(cg_comm *c, void *data, size_t bytes, int root);
+int cg_comm_barrier(cg_comm *c);
+/* Ends every rank of the job with this message (never returns). */
+void cg_comm_abort(cg_comm *c, int code, const char *message) __attribute__((noreturn));
+
+/* Background reduction: a communication thread runs the blocking allreduces in
+ * the order they were started, so they overlap with computation (Open MPI does
+ * not progress non-blocking collectives by itself). */
+typedef struct cg_comm_async cg_comm_async;
+int cg_comm_async_create(cg_comm *c, cg_comm_async **out);
+void cg_comm_async_free(cg_comm_async *a);
+/* Queues an in-place sum of data[0..n); `data` must stay untouched until the wait. */
+int cg_comm_async_start(cg_comm_async *a, float *data, size_t n);
+/* Waits for everything started so far; returns the first error, if any. */
+int cg_comm_async_wait_all(cg_comm_async *a);
+/* Seconds the caller spent blocked in cg_comm_async_wait_all since creation. */
+double cg_comm_async_wait_seconds(const cg_comm_async *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
