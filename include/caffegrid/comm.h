@@ -29,6 +29,8 @@ int cg_comm_allreduce_sum(cg_comm *c, float *data, size_t n);
 int cg_comm_allreduce_max(cg_comm *c, double *data, size_t n);
 int cg_comm_broadcast(cg_comm *c, void *data, size_t bytes, int root);
 int cg_comm_barrier(cg_comm *c);
+/* Every rank's `bytes` from `send`, concatenated in rank order into `recv` (size * bytes). */
+int cg_comm_allgather(cg_comm *c, const void *send, void *recv, size_t bytes);
 /* Ends every rank of the job with this message (never returns). */
 void cg_comm_abort(cg_comm *c, int code, const char *message) __attribute__((noreturn));
 

@@ -23,6 +23,9 @@ int cg_comm_allreduce_sum(cg_comm *c, float *data, size_t n) { return c->ops->al
 int cg_comm_allreduce_max(cg_comm *c, double *data, size_t n) { return c->ops->allreduce_max(c, data, n); }
 int cg_comm_broadcast(cg_comm *c, void *data, size_t bytes, int root) { return c->ops->broadcast(c, data, bytes, root); }
 int cg_comm_barrier(cg_comm *c) { return c->ops->barrier(c); }
+int cg_comm_allgather(cg_comm *c, const void *send, void *recv, size_t bytes) {
+  return c->ops->allgather(c, send, recv, bytes);
+}
 
 void cg_comm_abort(cg_comm *c, int code, const char *message) {
   c->ops->abort(c, code, message);

@@ -12,6 +12,7 @@ typedef struct cg_comm_ops {
   int (*allreduce_max)(cg_comm *c, double *data, size_t n);
   int (*broadcast)(cg_comm *c, void *data, size_t bytes, int root);
   int (*barrier)(cg_comm *c);
+  int (*allgather)(cg_comm *c, const void *send, void *recv, size_t bytes);
   void (*abort)(cg_comm *c, int code, const char *message);
   void (*destroy)(cg_comm *c);
 } cg_comm_ops;

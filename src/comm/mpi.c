@@ -59,6 +59,13 @@ static int mpi_barrier(cg_comm *c) {
   return rc == MPI_SUCCESS ? CG_OK : mpi_failed(rc, "barrier");
 }
 
+static int mpi_allgather(cg_comm *c, const void *send, void *recv, size_t bytes) {
+  (void)c;
+  if (bytes > (1u << 30)) return cg_error(CG_ERR_COMM, "allgather of %zu bytes per rank is too large", bytes);
+  int rc = MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);
+  return rc == MPI_SUCCESS ? CG_OK : mpi_failed(rc, "allgather");
+}
+
 static void mpi_abort(cg_comm *c, int code, const char *message) {
   fprintf(stderr, "rank %d: %s\n", c->rank, message);
   fflush(stderr);
@@ -76,7 +83,7 @@ static void mpi_destroy(cg_comm *c) {
 
 static const cg_comm_ops mpi_ops = {
     .name = "mpi", .allreduce_sum = mpi_sum, .allreduce_max = mpi_max, .broadcast = mpi_broadcast,
-    .barrier = mpi_barrier, .abort = mpi_abort, .destroy = mpi_destroy,
+    .barrier = mpi_barrier, .allgather = mpi_allgather, .abort = mpi_abort, .destroy = mpi_destroy,
 };
 
 int cg_comm_mpi_create(int *argc, char ***argv, cg_comm **out) {

@@ -43,10 +43,24 @@ static Caffe__BlobProto *history_blob(const cg_blob *shape_of, const float *valu
   return bp;
 }
 
-static int write_side_file(const cg_solver *s, const char *path) {
+/* Every rank's run state (data position, RNG), gathered to rank 0: ranks read different records. */
+static uint64_t *gather_run_state(const cg_solver *s, size_t *words_per_rank) {
   size_t words = cg_net_state_words(s->net);
-  uint64_t *state = calloc(words + 1, sizeof(uint64_t));
-  cg_net_get_state(s->net, state);
+  int world = s->opt.world_size;
+  uint64_t *mine = calloc(words + 1, sizeof(uint64_t)), *all = calloc(words * (size_t)world + 1, sizeof(uint64_t));
+  cg_net_get_state(s->net, mine);
+  int rc = s->opt.comm ? cg_comm_allgather(s->opt.comm, mine, all, words * sizeof(uint64_t)) : CG_OK;
+  if (!s->opt.comm) memcpy(all, mine, words * sizeof(uint64_t));
+  free(mine);
+  if (rc) {
+    free(all);
+    return NULL;
+  }
+  *words_per_rank = words;
+  return all;
+}
+
+static int write_side_file(const cg_solver *s, const char *path, const uint64_t *state, size_t words) {
   /* A BlobProto-free little text format: easy to inspect, written atomically via a temp file. */
   char *tmp = NULL;
   if (asprintf(&tmp, "%s.tmp", path) < 0) tmp = NULL;
@@ -55,19 +69,25 @@ static int write_side_file(const cg_solver *s, const char *path) {
   if (!f) {
     rc = cg_error(CG_ERR_IO, "cannot write '%s'", path);
   } else {
-    fprintf(f, "caffegrid-run-state 1\niter %d\nwords %zu\n", s->iter, words);
-    for (size_t i = 0; i < words; i++) fprintf(f, "%016" PRIx64 "\n", state[i]);
+    fprintf(f, "caffegrid-run-state 2\niter %d\nranks %d\nwords %zu\n", s->iter, s->opt.world_size, words);
+    for (size_t i = 0; i < words * (size_t)s->opt.world_size; i++) fprintf(f, "%016" PRIx64 "\n", state[i]);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = cg_error(CG_ERR_IO, "cannot write '%s' (disk full?)", path);
     if (fclose(f) != 0 && !rc) rc = cg_error(CG_ERR_IO, "cannot write '%s'", path);
     if (!rc && rename(tmp, path) != 0) rc = cg_error(CG_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
     if (rc) unlink(tmp);
   }
   free(tmp);
-  free(state);
   return rc;
 }
 
 int cg_solver_snapshot(cg_solver *s) {
+  size_t words = 0;
+  uint64_t *state = gather_run_state(s, &words);
+  if (!state) return cg_error_wrap(CG_ERR_COMM, "snapshot: ");
+  if (s->opt.rank != 0) { /* rank 0 writes for the job */
+    free(state);
+    return CG_OK;
+  }
   char *model = snapshot_path(s, ".caffemodel"), *state_path = snapshot_path(s, ".solverstate");
   char *side = snapshot_path(s, ".cgstate");
   int rc = model && state_path && side ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
@@ -99,7 +119,8 @@ int cg_solver_snapshot(cg_solver *s) {
     for (size_t i = 0; i < st.n_history; i++) protobuf_c_message_free_unpacked(&st.history[i]->base, NULL);
     free(st.history);
   }
-  if (!rc) rc = write_side_file(s, side);
+  if (!rc) rc = write_side_file(s, side, state, words);
+  free(state);
   free(model);
   free(state_path);
   free(side);
@@ -126,18 +147,24 @@ static char *find_learned_net(const char *state_path, const char *learned) {
 static int read_side_file(cg_solver *s, const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) return CG_OK; /* a Caffe solverstate has none: data starts from the beginning */
-  int version = 0, iter = -1;
+  int version = 0, iter = -1, ranks = 0;
   size_t words = 0;
   int rc = CG_OK;
-  if (fscanf(f, "caffegrid-run-state %d iter %d words %zu", &version, &iter, &words) != 3 || version != 1 ||
-      words > ((size_t)1 << 24))
+  if (fscanf(f, "caffegrid-run-state %d iter %d ranks %d words %zu", &version, &iter, &ranks, &words) != 4 ||
+      version != 2 || ranks < 1 || ranks > 65536 || words > ((size_t)1 << 24) / (size_t)ranks)
     rc = cg_error(CG_ERR_CORRUPT, "'%s' is not a caffegrid run-state file", path);
   else if (iter != s->iter)
     rc = cg_error(CG_ERR_INVALID, "'%s' is for iteration %d but the solverstate is at %d", path, iter, s->iter);
-  uint64_t *state = rc ? NULL : calloc(words + 1, sizeof(uint64_t));
-  for (size_t i = 0; !rc && i < words; i++)
+  uint64_t *state = rc ? NULL : calloc(words * (size_t)ranks + 1, sizeof(uint64_t));
+  for (size_t i = 0; !rc && i < words * (size_t)ranks; i++)
     if (fscanf(f, "%" SCNx64, &state[i]) != 1) rc = cg_error(CG_ERR_CORRUPT, "'%s' is truncated", path);
-  if (!rc) rc = cg_net_set_state(s->net, state, words);
+  int slice = s->opt.rank;
+  if (!rc && ranks != s->opt.world_size) {
+    CG_LOG_WARN("'%s' was saved by %d rank(s), this job has %d: data order will differ from an uninterrupted run",
+                path, ranks, s->opt.world_size);
+    slice = s->opt.rank % ranks;
+  }
+  if (!rc) rc = cg_net_set_state(s->net, state + words * (size_t)slice, words);
   if (rc) rc = cg_error_wrap(rc, "%s: ", path);
   free(state);
   fclose(f);

@@ -409,7 +409,7 @@ int cg_solver_step(cg_solver *s, int iters) {
     apply_update(s, rate);
     s->iter++;
     draw_progress(s, s->iter - start_iter, iters, started);
-    if (p->snapshot && s->iter % p->snapshot == 0 && s->opt.rank == 0) {
+    if (p->snapshot && s->iter % p->snapshot == 0) { /* collective: every rank's run state goes in */
       int rc = cg_solver_snapshot(s);
       if (rc) return rc;
     }
@@ -424,7 +424,7 @@ int cg_solver_solve(cg_solver *s) {
   CG_LOG_INFO("Learning Rate Policy: %s", p->lr_policy);
   int rc = s->iter < max_iter ? cg_solver_step(s, (int)(max_iter - s->iter)) : CG_OK;
   if (rc) return rc;
-  if (s->opt.rank == 0 && p->snapshot_after_train && (!p->snapshot || s->iter % p->snapshot != 0))
+  if (p->snapshot_after_train && (!p->snapshot || s->iter % p->snapshot != 0))
     rc = cg_solver_snapshot(s);
   if (rc) return rc;
   if (p->display && s->iter % p->display == 0) {
