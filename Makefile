@@ -12,10 +12,12 @@ endif
 WERROR ?=
 MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
 MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
-CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen $(MPI_CFLAGS)
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen $(MPI_CFLAGS) $(HDF5_CFLAGS)
 CFLAGS += $(OPT) $(CFLAGS_COMMON)
 LDFLAGS += $(OPT) -fopenmp
-LDLIBS = -lopenblas -llmdb -lprotobuf-c -lz -lm -lpthread $(MPI_LIBS)
+LDLIBS = -lopenblas -llmdb -lprotobuf-c -ljpeg -lpng -lz -lm -lpthread $(MPI_LIBS) $(HDF5_LIBS)
 
 GEN_C = $(BUILD)/gen/proto/caffe.pb-c.c
 GEN_H = $(BUILD)/gen/proto/caffe.pb-c.h
@@ -28,7 +30,10 @@ TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT = $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 TEST_SUPPORT_OBJ = $(patsubst tests/%.c,$(BUILD)/obj/tests/%.o,$(TEST_SUPPORT))
 
-all: $(BUILD)/libcaffegrid.a $(BUILD)/libcaffegrid.so $(BUILD)/caffegrid $(TEST_BIN)
+BENCH_SRC = $(sort $(wildcard bench/*.c))
+BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+all: $(BUILD)/libcaffegrid.a $(BUILD)/libcaffegrid.so $(BUILD)/caffegrid $(TEST_BIN) $(BENCH_BIN)
 
 $(GEN_C) $(GEN_H): proto/caffe.proto
 	@mkdir -p $(BUILD)/gen
@@ -63,6 +68,14 @@ $(BUILD)/caffegrid: $(TOOL_OBJ) $(BUILD)/libcaffegrid.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/libcaffegrid.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libcaffegrid.a $(LDLIBS)
+
+$(BUILD)/obj/bench/%.o: bench/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libcaffegrid.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libcaffegrid.a $(LDLIBS)
 
 test: all
 	BUILD=$(BUILD) bash tests/run_all.sh

@@ -95,6 +95,9 @@ int cg_net_set_state(cg_net *net, const uint64_t *words, size_t num_words);
  * (how test nets see the weights being trained). */
 void cg_net_share_weights_from(cg_net *dst, const cg_net *src);
 
+/* Seconds the data layers have spent waiting for their data, summed. */
+double cg_net_data_wait_seconds(const cg_net *net);
+
 /* Per-layer timing (for `caffegrid time`): enable, then read milliseconds summed since enabling. */
 void cg_net_set_profiling(cg_net *net, bool on);
 void cg_net_layer_times(const cg_net *net, int i, double *forward_ms, double *backward_ms);

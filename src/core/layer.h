@@ -43,6 +43,8 @@ typedef struct cg_layer_ops {
   /* Data layers: how far they have read, so a resumed run continues at the same record. May be NULL. */
   uint64_t (*get_position)(const cg_layer *l);
   int (*set_position)(cg_layer *l, uint64_t position);
+  /* Data layers: seconds forward spent waiting for data (prefetch not ready). May be NULL. */
+  double (*data_wait_seconds)(const cg_layer *l);
 } cg_layer_ops;
 
 enum { CG_LAYER_MAX_PARAMS = 8 };

@@ -178,3 +178,12 @@ void cg_net_set_backward_hook(cg_net *net, cg_backward_hook hook, void *user) {
   net->backward_hook = hook;
   net->backward_hook_user = user;
 }
+
+double cg_net_data_wait_seconds(const cg_net *net) {
+  double total = 0;
+  for (int i = 0; i < net->num_layers; i++) {
+    const cg_layer *l = &net->layers[i].layer;
+    if (l->ops->data_wait_seconds) total += l->ops->data_wait_seconds(l);
+  }
+  return total;
+}

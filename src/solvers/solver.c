@@ -348,9 +348,27 @@ static void draw_progress(const cg_solver *s, int done, int total, double starte
   if (done == total) fprintf(stderr, "\n");
 }
 
+/* Where the time of the iterations went: rank 0's view, logged and in the metrics file. */
+static void report_timing(cg_solver *s, int iterations, double seconds, double data_wait0, double comm0) {
+  if (iterations <= 0 || s->opt.rank != 0) return;
+  double ms = 1e3 / iterations, data = (cg_net_data_wait_seconds(s->net) - data_wait0) * ms;
+  double comm = s->dp ? (cg_dp_exposed_comm_seconds(s->dp) - comm0) * ms : 0, total = seconds * ms;
+  CG_LOG_INFO("Time per iteration: %.3f ms (compute %.3f, exposed communication %.3f, data wait %.3f) on %d rank(s)",
+              total, total - comm - data, comm, data, s->opt.world_size);
+  char json[320];
+  snprintf(json, sizeof json,
+           "{\"type\":\"timing\",\"iter\":%d,\"iterations\":%d,\"ranks\":%d,\"ms_per_iter\":%.4f,\"compute_ms\":%.4f,"
+           "\"exposed_comm_ms\":%.4f,\"data_wait_ms\":%.4f}",
+           s->iter, iterations, s->opt.world_size, total, total - comm - data, comm, data);
+  cg_solver_metrics_line(s, json);
+}
+
 int cg_solver_step(cg_solver *s, int iters) {
   const Caffe__SolverParameter *p = s->param;
   int start_iter = s->iter, stop_iter = s->iter + iters;
+  double data_wait0 = cg_net_data_wait_seconds(s->net), comm0 = s->dp ? cg_dp_exposed_comm_seconds(s->dp) : 0;
+  double timing_start = 0;
+  int timed_from = -1;
   s->loss_count = 0;
   s->smoothed_loss = 0;
   double started = now_s(), last_display = started;
@@ -363,6 +381,12 @@ int cg_solver_step(cg_solver *s, int iters) {
     s->weights_synced = true;
   }
   while (s->iter < stop_iter) {
+    if (timed_from < 0 && s->iter > start_iter) { /* the first iteration warms caches up; time the rest */
+      timed_from = s->iter;
+      timing_start = now_s();
+      data_wait0 = cg_net_data_wait_seconds(s->net);
+      comm0 = s->dp ? cg_dp_exposed_comm_seconds(s->dp) : 0;
+    }
     cg_net_clear_param_diffs(s->net);
     if (p->test_interval && s->iter % p->test_interval == 0 && (s->iter > 0 || p->test_initialization) &&
         s->opt.rank == 0) {
@@ -414,6 +438,7 @@ int cg_solver_step(cg_solver *s, int iters) {
       if (rc) return rc;
     }
   }
+  if (timed_from >= 0) report_timing(s, s->iter - timed_from, now_s() - timing_start, data_wait0, comm0);
   return CG_OK;
 }
 
