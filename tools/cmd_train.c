@@ -1,5 +1,7 @@
 /* caffegrid train: run a solver, with Caffe's flags (-solver, -weights, -snapshot,
  * -iterations) and CaffeOnSpark's spelling (-train -conf S -model OUT). */
+#include <cblas.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,23 @@
 #include "caffegrid/solver.h"
 #include "commands.h"
 #include "flags.h"
+
+/* Ranks on one machine split its cores: unless the user set OPENBLAS_NUM_THREADS,
+ * each rank's BLAS uses (cores it may run on) / (ranks on this node) threads, so
+ * launchers that bind (mpirun) and ones that don't (srun with task/none) compute
+ * the same way, and ranks don't oversubscribe the cores. */
+static void share_cores_between_local_ranks(void) {
+  if (getenv("OPENBLAS_NUM_THREADS")) return;
+  const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (!local) local = getenv("SLURM_STEP_TASKS_PER_NODE"); /* "2" or "2(x3)" */
+  if (!local) local = getenv("SLURM_TASKS_PER_NODE");
+  int ranks_here = local ? atoi(local) : 1;
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ranks_here > 1 && cores >= online) cores = (int)online / ranks_here; /* unbound: take our share */
+  openblas_set_num_threads(cores > 0 ? cores : 1);
+}
 
 int cmd_train(int argc, char **argv) {
   cg_flag flags[] = {
@@ -80,6 +99,7 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   int rank = cg_comm_rank(comm), world = cg_comm_size(comm);
+  share_cores_between_local_ranks();
   if (rank != 0) cg_log_set_quiet(1); /* rank 0 speaks for the job */
   if (cluster_size && cluster_size != world) {
     fprintf(stderr, "caffegrid train: -clusterSize %ld but the job was launched with %d rank(s)\n", cluster_size, world);
