@@ -39,4 +39,22 @@ check "it did not finish" test ! -e killed/lenet_iter_300.caffemodel
 check "rerun of the same command resumes and finishes" mpirun -np 2 "$CAFFEGRID" train -solver killed.prototxt -snapshot auto >rerun.log 2>&1
 check "rerun resumed from a snapshot" grep -q "Resuming from killed/lenet_iter_" rerun.log
 check "final weights equal the uninterrupted run's, bit for bit" cmp -s straight/lenet_iter_300.caffemodel killed/lenet_iter_300.caffemodel
+
+# distributed scoring: 2 and 4 ranks each score their share of MNIST t10k; combined, Caffe's numbers
+ref=$SHARED_DATA/caffe_ref/lenet_nandahkrishna
+ln -s mnist_lmdb mnist_test_lmdb
+for np in 2 4; do
+  out=$(mpirun -np $np "$CAFFEGRID" test -model "$ref/lenet_train_test.prototxt" -weights "$ref/lenet_iter_10000.caffemodel" \
+    -iterations $((100 / np)) -output "scores$np.txt" 2>&1)
+  check "$np-rank test: accuracy 0.9905 as BVLC Caffe" grep -q "] accuracy = 0.9905$" <<<"$out"
+  got=$(sed -n 's/^accuracy: //p' "scores$np.txt")
+  check "$np-rank test: -output holds 'accuracy: $got'" python3 -c "import sys; sys.exit(0 if abs(float('${got:-0}') - 0.9905) < 5e-5 else 1)"
+done
+expect_error "-output refuses to overwrite" "already exists" "$CAFFEGRID" test -model "$ref/lenet_train_test.prototxt" \
+  -weights "$ref/lenet_iter_10000.caffemodel" -iterations 1 -output scores2.txt
+# CaffeOnSpark's form: -test -conf SOLVER -model WEIGHTS (the solver names the net; test_iter is the default)
+printf 'net: "%s"\ntest_iter: 100\nbase_lr: 0.01\nlr_policy: "fixed"\n' "$ref/lenet_train_test.prototxt" > cos_solver.prototxt
+out=$("$CAFFEGRID" -test -conf cos_solver.prototxt -model "$ref/lenet_iter_10000.caffemodel" -output cos.txt 2>&1)
+check "-test -conf -model: Caffe's accuracy" grep -q "] accuracy = 0.9905$" <<<"$out"
+check "-test -conf: test_iter 100 used" grep -q "Running for 100 iterations" <<<"$out"
 report

@@ -1,13 +1,60 @@
-/* caffegrid test: score a trained model over N batches, printing what `caffe test` prints. */
+/* caffegrid test: score a trained model over N batches, printing what `caffe test`
+ * prints; under MPI every rank scores its own share and the means are combined.
+ * CaffeOnSpark's form: caffegrid -test -conf SOLVER -model W [-output FILE]. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "caffegrid/comm.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
 #include "commands.h"
 #include "flags.h"
+#include "proto/proto_io.h"
+
+/* CaffeOnSpark's -conf: the test net and its test_iter come from a solver file. */
+static int net_from_solver(const char *solver_path, char **net_path, long *test_iter) {
+  Caffe__SolverParameter *sp = NULL;
+  int rc = cg_read_solver_text(solver_path, &sp);
+  if (rc) return rc;
+  const char *net = sp->net ? sp->net : sp->n_test_net ? sp->test_net[0] : NULL;
+  if (!net) {
+    protobuf_c_message_free_unpacked(&sp->base, NULL);
+    return cg_error(CG_ERR_INVALID, "%s: names no 'net' file to test", solver_path);
+  }
+  struct stat st;
+  const char *slash = strrchr(solver_path, '/');
+  if (stat(net, &st) != 0 && net[0] != '/' && slash) {
+    if (asprintf(net_path, "%.*s/%s", (int)(slash - solver_path), solver_path, net) < 0) *net_path = NULL;
+  } else {
+    *net_path = strdup(net);
+  }
+  if (sp->n_test_iter) *test_iter = sp->test_iter[0];
+  protobuf_c_message_free_unpacked(&sp->base, NULL);
+  return *net_path ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
+}
+
+/* CaffeOnSpark's -output: one "name: value" line per output, written atomically. */
+static int write_results(const char *path, bool overwrite, char **names, const double *values, size_t n) {
+  struct stat st;
+  if (!overwrite && stat(path, &st) == 0)
+    return cg_error(CG_ERR_IO, "'%s' already exists; give -overwrite to replace it", path);
+  char *tmp = NULL;
+  if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) return cg_error(CG_ERR_NOMEM, "out of memory");
+  FILE *f = fopen(tmp, "w");
+  int rc = f ? CG_OK : cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+  for (size_t i = 0; f && i < n; i++) fprintf(f, "%s: %.9g\n", names[i], values[i]);
+  if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0)) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+  if (f && fclose(f) != 0 && !rc) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+  if (!rc && rename(tmp, path) != 0) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+  if (rc) unlink(tmp);
+  free(tmp);
+  return rc;
+}
 
 int cmd_test(int argc, char **argv) {
   cg_flag flags[] = {
@@ -17,6 +64,10 @@ int cmd_test(int argc, char **argv) {
       {"phase", NULL, false, "TRAIN or TEST (default TEST)"},
       {"level", NULL, false, "NetState level (default 0)"},
       {"stage", NULL, false, "comma-separated NetState stages"},
+      {"conf", NULL, false, "CaffeOnSpark: a solver file naming the net (its test_iter is the default -iterations)"},
+      {"output", NULL, false, "also write 'name: value' per output to this file (CaffeOnSpark)"},
+      {"overwrite", NULL, true, "replace an existing -output file"},
+      {"test", NULL, true, "CaffeOnSpark's mode flag (accepted)"},
       {"gpu", NULL, false, "not available in this build: CPU only"},
       {"help", NULL, true, "this help"},
       {NULL, NULL, false, NULL},
@@ -24,13 +75,27 @@ int cmd_test(int argc, char **argv) {
   char *positional[64];
   int np = 0;
   if (argc > 64 || cg_flags_parse(argc, argv, flags, positional, &np, "test")) return 1;
+  /* CaffeOnSpark: -conf gives the net, -model gives the weights */
+  char *conf_net = NULL;
+  long conf_iter = 50;
+  if (cg_flag_get(flags, "conf")) {
+    if (net_from_solver(cg_flag_get(flags, "conf"), &conf_net, &conf_iter)) {
+      fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
+      return 1;
+    }
+    const char *trained = cg_flag_get(flags, "model");
+    for (cg_flag *f = flags; f->name; f++) {
+      if (strcmp(f->name, "weights") == 0 && !f->value) f->value = trained;
+      if (strcmp(f->name, "model") == 0) f->value = conf_net;
+    }
+  }
   if (cg_flag_get(flags, "help")) {
     cg_flags_usage(flags, "test", "-model NET -weights W [-iterations N]");
     return 0;
   }
   const char *model = cg_flag_get(flags, "model"), *weights = cg_flag_get(flags, "weights");
   long iterations, level;
-  if (!cg_flag_int(flags, "iterations", 50, &iterations) || !cg_flag_int(flags, "level", 0, &level)) return 1;
+  if (!cg_flag_int(flags, "iterations", conf_iter, &iterations) || !cg_flag_int(flags, "level", 0, &level)) return 1;
   if (!model) {
     fprintf(stderr, "caffegrid test: -model is required\n");
     return 1;
@@ -58,6 +123,13 @@ int cmd_test(int argc, char **argv) {
       stages[opt.num_stages++] = s;
     opt.stages = stages;
   }
+  cg_comm *comm = NULL;
+  if (cg_comm_create_auto(NULL, NULL, &comm)) {
+    fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
+    return 1;
+  }
+  opt.rank = cg_comm_rank(comm), opt.world_size = cg_comm_size(comm);
+  if (opt.rank != 0) cg_log_set_quiet(1);
   CG_LOG_INFO("Use CPU.");
   cg_net *net = NULL;
   int rc = cg_net_create_from_file(model, &opt, &net);
@@ -88,25 +160,47 @@ int cmd_test(int argc, char **argv) {
       }
     }
   }
+  /* every rank scored its own share; combine the means (equal batch counts per rank) */
+  float *means = calloc(total + 2, sizeof(float));
+  for (size_t k = 0; !rc && k < total; k++) means[k] = (float)(scores[k] / (double)iterations);
+  means[total] = (float)(loss / (double)iterations);
+  if (!rc && opt.world_size > 1) rc = cg_comm_allreduce_sum(comm, means, total + 1);
+  for (size_t k = 0; k <= total; k++) means[k] /= (float)opt.world_size;
+  char **names = calloc(total + 1, sizeof(char *));
+  double *values = calloc(total + 1, sizeof(double));
   if (rc) {
-    fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
+    char message[4200];
+    snprintf(message, sizeof message, "caffegrid test: %s", cg_error_message());
+    if (opt.world_size > 1) cg_comm_abort(comm, 1, message);
+    fprintf(stderr, "%s\n", message);
   } else {
-    loss /= (double)iterations;
-    CG_LOG_INFO("Loss: %g", loss);
+    if (opt.world_size > 1) CG_LOG_INFO("Scores combined over %d ranks", opt.world_size);
+    CG_LOG_INFO("Loss: %g", means[total]);
     size_t idx = 0;
     for (int j = 0; j < num_outputs; j++) {
       cg_blob *b = cg_net_output(net, j);
       float weight = cg_net_output_loss_weight(net, j);
       for (size_t k = 0; k < b->count; k++, idx++) {
-        double mean = scores[idx] / (double)iterations;
+        double mean = means[idx];
+        names[idx] = b->name, values[idx] = mean;
         if (weight != 0)
           CG_LOG_INFO("%s = %g (* %g = %g loss)", b->name, mean, weight, weight * mean);
         else
           CG_LOG_INFO("%s = %g", b->name, mean);
       }
     }
+    const char *output = cg_flag_get(flags, "output");
+    if (output && opt.rank == 0) {
+      rc = write_results(output, cg_flag_get(flags, "overwrite") != NULL, names, values, total);
+      if (rc) fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
+    }
   }
+  free(names);
+  free(values);
+  free(means);
   free(scores);
+  free(conf_net);
   cg_net_free(net);
+  cg_comm_free(comm);
   return rc ? 1 : 0;
 }
