@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing caffegrid needs on a fresh Debian 12 machine (run as root).
+# --datasets also installs the datasets the examples train on (Debian's Fashion-MNIST).
 set -euo pipefail
 packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev
   protobuf-compiler openmpi-bin libopenmpi-dev liblmdb-dev lmdb-utils libjpeg62-turbo-dev libpng-dev zlib1g-dev libhdf5-dev python3
   slurm-wlm munge)
+packages+=(python3-dev python3-venv python3-pip python3-setuptools python3-numpy python3-pytest) # python/ and its tests
+[ "${1:-}" = "--datasets" ] && packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
