@@ -83,5 +83,10 @@ test: all
 clean:
 	rm -rf build build-san
 
+# the link flags a program linking $(BUILD)/libcaffegrid.a needs (python/setup.py asks)
+print-ldlibs:
+	@echo $(filter -fsanitize=%,$(OPT)) $(LDLIBS)
+.PHONY: print-ldlibs
+
 .PHONY: all test clean
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*.d)

@@ -16,3 +16,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q -o DPkg::Lock::Timeout=600
   apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"
 fi
+python3 -c 'import numpy, pytest, setuptools' 2>/dev/null || python3 -m pip install -q numpy pytest setuptools # a python3 other than Debian's (pyenv, venv)

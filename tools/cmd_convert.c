@@ -1,5 +1,8 @@
 /* caffegrid convert: datasets into Caffe's LMDB of Datum records.
- *   convert mnist IMAGES LABELS OUT_DB   (idx files, gzipped or not; like Caffe's convert_mnist_data) */
+ *   convert mnist IMAGES LABELS OUT_DB   (idx files, gzipped or not; like Caffe's convert_mnist_data)
+ *   convert imageset ROOT LIST OUT_DB    (image files; like Caffe's convert_imageset, cmd_convert_imageset.c)
+ *   convert seqfile ROOT LIST OUT.seq    (image files into a Hadoop SequenceFile, cmd_convert_seqfile.c)
+ *   convert cifar DIR OUT_DIR            (CIFAR-10 binary batches; like Caffe's convert_cifar_data, cmd_convert_cifar.c) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,10 +99,20 @@ done:
   return rc;
 }
 
+static const char *convert_usage =
+    "usage: caffegrid convert mnist IMAGES LABELS OUT_DB\n"
+    "       caffegrid convert imageset ROOT_FOLDER/ LIST OUT_DB [--gray] [--shuffle] [--resize_height=H "
+    "--resize_width=W] [--encoded [--encode_type=jpg|png]]\n"
+    "       caffegrid convert seqfile ROOT_FOLDER/ LIST OUT.seq [--compression=none|record|block]\n"
+    "       caffegrid convert cifar DIR OUT_DIR\n";
+
 int cmd_convert(int argc, char **argv) {
+  if (argc >= 1 && strcmp(argv[0], "imageset") == 0) return cmd_convert_imageset(argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "seqfile") == 0) return cmd_convert_seqfile(argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "cifar") == 0) return cmd_convert_cifar(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "mnist") == 0) {
     if (argc != 4) {
-      fprintf(stderr, "usage: caffegrid convert mnist IMAGES LABELS OUT_DB\n");
+      fputs(convert_usage, stderr);
       return 1;
     }
     if (convert_mnist(argv[1], argv[2], argv[3])) {
@@ -108,6 +121,6 @@ int cmd_convert(int argc, char **argv) {
     }
     return 0;
   }
-  fprintf(stderr, "usage: caffegrid convert mnist IMAGES LABELS OUT_DB\n");
+  fputs(convert_usage, stderr);
   return 1;
 }

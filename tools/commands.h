@@ -2,7 +2,12 @@
 #ifndef CG_TOOLS_COMMANDS_H
 #define CG_TOOLS_COMMANDS_H
 
+int cmd_compute_mean(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_convert_imageset(int argc, char **argv); /* "convert imageset", dispatched by cmd_convert */
+int cmd_convert_seqfile(int argc, char **argv);  /* "convert seqfile", dispatched by cmd_convert */
+int cmd_convert_cifar(int argc, char **argv);    /* "convert cifar", dispatched by cmd_convert */
+int cmd_inspect(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_time(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -8,7 +8,10 @@
   X(cg_layer_input)      \
   X(cg_layer_dummy_data) \
   X(cg_layer_data)       \
+  X(cg_layer_image_data) \
   X(cg_layer_memory_data)                \
+  X(cg_layer_hdf5_data)                  \
+  X(cg_layer_hdf5_output)                \
   X(cg_layer_convolution)                \
   X(cg_layer_deconvolution)              \
   X(cg_layer_pooling)                    \

@@ -29,9 +29,11 @@ void cg_image_free(cg_image *img) {
 }
 
 int cg_image_reserve(cg_image *img, int channels, int height, int width) {
-  if (channels <= 0 || height <= 0 || width <= 0) return cg_error(CG_ERR_SHAPE, "bad image shape %dx%dx%d", channels, height, width);
+  if (channels <= 0 || height <= 0 || width <= 0)
+    return cg_error(CG_ERR_SHAPE, "bad image shape %dx%dx%d", channels, height, width);
   size_t need = (size_t)channels * (size_t)height * (size_t)width;
-  if (need > MAX_IMAGE_BYTES) return cg_error(CG_ERR_UNSUPPORTED, "image of %dx%dx%d is too large", channels, height, width);
+  if (need > MAX_IMAGE_BYTES)
+    return cg_error(CG_ERR_UNSUPPORTED, "image of %dx%dx%d is too large", channels, height, width);
   if (need > img->capacity) {
     uint8_t *grown = realloc(img->data, need);
     if (!grown) return cg_error(CG_ERR_NOMEM, "out of memory for a %dx%dx%d image", channels, height, width);
@@ -98,19 +100,22 @@ static int decode_jpeg(const uint8_t *bytes, size_t len, cg_color_mode mode, con
   if (setjmp(fail.jump)) {
     jpeg_destroy_decompress(&cinfo);
     free(rows);
-    return cg_error(CG_ERR_CORRUPT, "'%s': corrupt or truncated JPEG: %s", name, fail.message);
+    return cg_error(CG_ERR_CORRUPT, "%s: corrupt or truncated JPEG: %s", name, fail.message);
   }
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes, (unsigned long)len);
   jpeg_read_header(&cinfo, TRUE);
   bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   bool gray_src = cinfo.jpeg_color_space == JCS_GRAYSCALE;
-  if (cmyk) cinfo.out_color_space = JCS_CMYK;
-  else if (mode == CG_COLOR_GRAY || (mode == CG_COLOR_NATIVE && gray_src)) cinfo.out_color_space = JCS_GRAYSCALE;
-  else cinfo.out_color_space = JCS_EXT_BGR;
+  if (cmyk)
+    cinfo.out_color_space = JCS_CMYK;
+  else if (mode == CG_COLOR_GRAY || (mode == CG_COLOR_NATIVE && gray_src))
+    cinfo.out_color_space = JCS_GRAYSCALE;
+  else
+    cinfo.out_color_space = JCS_EXT_BGR;
   if ((size_t)cinfo.image_width * cinfo.image_height * 4 > MAX_IMAGE_BYTES) {
     jpeg_destroy_decompress(&cinfo);
-    return cg_error(CG_ERR_UNSUPPORTED, "'%s': JPEG of %ux%u is too large", name, cinfo.image_width, cinfo.image_height);
+    return cg_error(CG_ERR_UNSUPPORTED, "%s: JPEG of %ux%u is too large", name, cinfo.image_width, cinfo.image_height);
   }
   jpeg_start_decompress(&cinfo);
   int w = (int)cinfo.output_width, h = (int)cinfo.output_height, oc = cinfo.output_components;
@@ -118,7 +123,7 @@ static int decode_jpeg(const uint8_t *bytes, size_t len, cg_color_mode mode, con
   rows = malloc(stride * (size_t)h);
   if (!rows) {
     jpeg_destroy_decompress(&cinfo);
-    return cg_error(CG_ERR_NOMEM, "'%s': out of memory", name);
+    return cg_error(CG_ERR_NOMEM, "%s: out of memory", name);
   }
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = rows + stride * cinfo.output_scanline;
@@ -187,7 +192,7 @@ static int decode_png(const uint8_t *bytes, size_t len, cg_color_mode mode, cons
   png_infop info = png ? png_create_info_struct(png) : NULL;
   if (!info) {
     png_destroy_read_struct(&png, NULL, NULL);
-    return cg_error(CG_ERR_NOMEM, "'%s': out of memory", name);
+    return cg_error(CG_ERR_NOMEM, "%s: out of memory", name);
   }
   uint8_t *volatile pixels = NULL;
   png_bytep *volatile row_ptrs = NULL;
@@ -195,7 +200,7 @@ static int decode_png(const uint8_t *bytes, size_t len, cg_color_mode mode, cons
     png_destroy_read_struct(&png, &info, NULL);
     free(pixels);
     free(row_ptrs);
-    return cg_error(CG_ERR_CORRUPT, "'%s': corrupt or truncated PNG: %s", name, reader.message);
+    return cg_error(CG_ERR_CORRUPT, "%s: corrupt or truncated PNG: %s", name, reader.message);
   }
   png_set_read_fn(png, &reader, png_read_bytes);
   png_read_info(png, info);
@@ -233,12 +238,13 @@ static int decode_png(const uint8_t *bytes, size_t len, cg_color_mode mode, cons
 }
 
 int cg_image_decode(const uint8_t *bytes, size_t len, cg_color_mode mode, const char *name, cg_image *out) {
-  if (len == 0) return cg_error(CG_ERR_CORRUPT, "'%s': the image is empty (0 bytes)", name);
-  if (len >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return decode_jpeg(bytes, len, mode, name, out);
+  if (len == 0) return cg_error(CG_ERR_CORRUPT, "%s: the image is empty (0 bytes)", name);
+  if (len >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+    return decode_jpeg(bytes, len, mode, name, out);
   static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (len >= 8 && memcmp(bytes, png_sig, 8) == 0) return decode_png(bytes, len, mode, name, out);
-  return cg_error(CG_ERR_UNSUPPORTED, "'%s': not a JPEG or PNG image (%zu bytes starting %02x %02x)", name, len,
-                  bytes[0], len > 1 ? bytes[1] : 0);
+  return cg_error(CG_ERR_UNSUPPORTED, "%s: not a JPEG or PNG image (%zu bytes starting %02x %02x)", name, len, bytes[0],
+                  len > 1 ? bytes[1] : 0);
 }
 
 int cg_read_file(const char *path, uint8_t **out, size_t *len) {
@@ -276,7 +282,14 @@ int cg_image_read_file(const char *path, cg_color_mode mode, cg_image *out) {
   size_t len;
   int rc = cg_read_file(path, &bytes, &len);
   if (rc) return rc;
-  rc = cg_image_decode(bytes, len, mode, path, out);
+  char *name = malloc(strlen(path) + 3);
+  if (!name) {
+    free(bytes);
+    return cg_error(CG_ERR_NOMEM, "out of memory");
+  }
+  sprintf(name, "'%s'", path);
+  rc = cg_image_decode(bytes, len, mode, name, out);
+  free(name);
   free(bytes);
   return rc;
 }

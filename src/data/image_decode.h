@@ -29,7 +29,7 @@ int cg_image_reserve(cg_image *img, int channels, int height, int width);
 
 /* Decodes a JPEG (baseline, progressive, grey, RGB, CMYK/YCCK with Adobe's inverted
  * convention) or PNG (grey, palette, alpha dropped, 16-bit) held in bytes. `name`
- * (the file or record) starts every error message. A truncated or corrupt file is an
+ * (the file or record, quoted as the caller likes) starts every error message. A truncated or corrupt file is an
  * error, including what libjpeg only warns about (premature end of data, bad codes). */
 int cg_image_decode(const uint8_t *bytes, size_t len, cg_color_mode mode, const char *name, cg_image *out);
 /* Reads and decodes a file; errors name it. */

@@ -52,8 +52,7 @@ static int parse_line(const char *list, int line_no, char *line, const char *roo
   char *space = strrchr(line, ' ');
   char *tab = strrchr(line, '\t');
   if (tab && (!space || tab > space)) space = tab;
-  if (!space)
-    return cg_error(CG_ERR_PARSE, "%s:%d: expected 'path label', got '%.200s'", list, line_no, line);
+  if (!space) return cg_error(CG_ERR_PARSE, "%s:%d: expected 'path label', got '%.200s'", list, line_no, line);
   char *end;
   errno = 0;
   long label = strtol(space + 1, &end, 10);
@@ -174,6 +173,10 @@ static int list_get(void *state, size_t index, cg_record *out) {
 }
 
 const cg_source_ops cg_source_image_list = {
-    .name = "image_list", .open = list_open, .count = list_count, .get = list_get, .clone = list_clone,
+    .name = "image_list",
+    .open = list_open,
+    .count = list_count,
+    .get = list_get,
+    .clone = list_clone,
     .close = list_close,
 };

@@ -17,8 +17,8 @@ typedef struct lmdb_shared {
   MDB_dbi dbi;
   char *path;
   size_t count;
-  char *keys;       /* every key, each followed by a NUL */
-  size_t *offsets;  /* count + 1 offsets into keys; key i has length offsets[i+1] - offsets[i] - 1 */
+  char *keys;      /* every key, each followed by a NUL */
+  size_t *offsets; /* count + 1 offsets into keys; key i has length offsets[i+1] - offsets[i] - 1 */
 } lmdb_shared;
 
 typedef struct lmdb_handle {
@@ -74,7 +74,8 @@ static int read_keys(lmdb_shared *s, MDB_txn *txn) {
     s->keys[used++] = '\0';
   }
   mdb_cursor_close(cursor);
-  if (rc != 0 && rc != MDB_NOTFOUND) return cg_error(CG_ERR_IO, "LMDB '%s': cannot list its keys: %s", s->path, mdb_strerror(rc));
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return cg_error(CG_ERR_IO, "LMDB '%s': cannot list its keys: %s", s->path, mdb_strerror(rc));
   if (n != s->count)
     return cg_error(CG_ERR_CORRUPT, "LMDB '%s': its header counts %zu records but %zu keys were found", s->path,
                     s->count, n);
@@ -86,7 +87,8 @@ static int lmdb_open(const char *location, const void *options, void **state) {
   (void)options;
   *state = NULL;
   struct stat st;
-  if (stat(location, &st) != 0) return cg_error(CG_ERR_IO, "cannot open LMDB '%s': No such file or directory", location);
+  if (stat(location, &st) != 0)
+    return cg_error(CG_ERR_IO, "cannot open LMDB '%s': No such file or directory", location);
   unsigned flags = MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS;
   if (!S_ISDIR(st.st_mode)) flags |= MDB_NOSUBDIR;
   lmdb_handle *h = calloc(1, sizeof *h);
@@ -99,8 +101,8 @@ static int lmdb_open(const char *location, const void *options, void **state) {
   atomic_init(&s->refs, 1);
   s->path = path;
   h->shared = s;
+  /* no mapsize: read-only, LMDB maps what the file's meta page and size ask for */
   int rc = mdb_env_create(&s->env);
-  if (!rc) rc = mdb_env_set_mapsize(s->env, (size_t)1 << 40);
   if (!rc) rc = mdb_env_open(s->env, location, flags, 0664);
   if (!rc) rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &h->txn);
   if (!rc) rc = mdb_dbi_open(h->txn, NULL, 0, &s->dbi);
@@ -158,5 +160,10 @@ static int lmdb_get(void *state, size_t index, cg_record *out) {
 }
 
 const cg_source_ops cg_source_lmdb = {
-    .name = "lmdb", .open = lmdb_open, .count = lmdb_count, .get = lmdb_get, .clone = lmdb_clone, .close = lmdb_close,
+    .name = "lmdb",
+    .open = lmdb_open,
+    .count = lmdb_count,
+    .get = lmdb_get,
+    .clone = lmdb_clone,
+    .close = lmdb_close,
 };

@@ -21,11 +21,11 @@
 #include <stdint.h>
 
 typedef struct cg_partition {
-  size_t count;      /* N */
-  int rank, world;   /* r, W */
+  size_t count;    /* N */
+  int rank, world; /* r, W */
   bool shuffle;
-  uint64_t seed;     /* shared by all ranks */
-  size_t per_epoch;  /* floor(N / W) */
+  uint64_t seed;    /* shared by all ranks */
+  size_t per_epoch; /* floor(N / W) */
   /* cache of one epoch's permutation (shuffle only) */
   uint32_t *perm;
   uint64_t perm_epoch;

@@ -10,10 +10,10 @@
 #include <stdint.h>
 
 typedef enum {
-  CG_RECORD_DATUM,   /* bytes hold a serialized caffe.Datum (raw or encoded pixels, or float_data) */
-  CG_RECORD_IMAGE,   /* bytes hold an encoded image file (JPEG, PNG) */
-  CG_RECORD_PIXELS,  /* bytes hold raw uint8 pixels, channels x height x width, BGR, channel-first */
-  CG_RECORD_FLOATS,  /* floats hold channels x height x width values */
+  CG_RECORD_DATUM,  /* bytes hold a serialized caffe.Datum (raw or encoded pixels, or float_data) */
+  CG_RECORD_IMAGE,  /* bytes hold an encoded image file (JPEG, PNG) */
+  CG_RECORD_PIXELS, /* bytes hold raw uint8 pixels, channels x height x width, BGR, channel-first */
+  CG_RECORD_FLOATS, /* floats hold channels x height x width values */
 } cg_record_kind;
 
 /* One record. Every pointer is borrowed from the source and valid until the next
@@ -21,7 +21,7 @@ typedef enum {
  * a second thread reads through cg_source_clone). */
 typedef struct cg_record {
   cg_record_kind kind;
-  const char *id;          /* key, path or SampleID, for messages and feature output; NUL-terminated */
+  const char *id; /* key, path or SampleID, for messages and feature output; NUL-terminated */
   const uint8_t *bytes;
   size_t num_bytes;
   const float *floats;

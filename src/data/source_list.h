@@ -5,6 +5,8 @@
 
 #define CG_SOURCE_LIST(X) \
   X(cg_source_lmdb)       \
-  X(cg_source_image_list)
+  X(cg_source_image_list) \
+  X(cg_source_seqfile)    \
+  X(cg_source_hdf5)
 
 #endif

@@ -1,5 +1,5 @@
-/* Datum -> float pixels with Caffe's transformation order: value = (x - mean) * scale,
- * read at the crop offset, mirrored columns when chosen. */
+/* Records -> pixels -> floats with Caffe's transformation order:
+ * value = (x - mean) * scale, read at the crop offset, mirrored columns when chosen. */
 #include "data/transform.h"
 
 #include <stdlib.h>
@@ -12,10 +12,15 @@ int cg_transform_init(cg_transform *t, const Caffe__TransformationParameter *p, 
   memset(t, 0, sizeof *t);
   t->scale = 1;
   t->train = train;
+  t->color = CG_COLOR_NATIVE;
   if (!p) return CG_OK;
   t->scale = p->has_scale ? p->scale : 1;
   t->mirror = p->mirror;
   t->crop_size = (int)p->crop_size;
+  if (p->force_color && p->force_gray)
+    return cg_error(CG_ERR_INVALID, "transform_param: force_color and force_gray cannot both be set");
+  if (p->force_color) t->color = CG_COLOR_BGR;
+  if (p->force_gray) t->color = CG_COLOR_GRAY;
   if (p->mean_file && p->mean_file[0] && p->n_mean_value)
     return cg_error(CG_ERR_INVALID, "transform_param: give mean_file or mean_value, not both");
   if (p->n_mean_value > 4) return cg_error(CG_ERR_INVALID, "transform_param: at most 4 mean_value entries");
@@ -38,6 +43,10 @@ int cg_transform_init(cg_transform *t, const Caffe__TransformationParameter *p, 
                       h, w, bp->n_data);
     }
     t->mean = malloc(count * sizeof(float));
+    if (!t->mean) {
+      protobuf_c_message_free_unpacked(msg, NULL);
+      return cg_error(CG_ERR_NOMEM, "out of memory");
+    }
     memcpy(t->mean, bp->data, count * sizeof(float));
     t->mean_c = c, t->mean_h = h, t->mean_w = w;
     protobuf_c_message_free_unpacked(msg, NULL);
@@ -50,20 +59,123 @@ void cg_transform_free(cg_transform *t) {
   t->mean = NULL;
 }
 
+void cg_pixels_free(cg_pixels *px) {
+  cg_image_free(&px->img);
+  cg_image_free(&px->resized);
+  free(px->floats);
+  memset(px, 0, sizeof *px);
+}
+
 void cg_transform_out_shape(const cg_transform *t, int channels, int height, int width, int *out_h, int *out_w) {
   (void)channels;
   *out_h = t->crop_size ? t->crop_size : height;
   *out_w = t->crop_size ? t->crop_size : width;
 }
 
-int cg_transform_datum(const cg_transform *t, const Caffe__Datum *d, float *out, cg_rng *rng, const char *where) {
+static int set_floats(cg_pixels *px, const float *src, int c, int h, int w) {
+  size_t n = (size_t)c * h * w;
+  if (n > px->floats_cap) {
+    float *grown = realloc(px->floats, n * sizeof(float));
+    if (!grown) return cg_error(CG_ERR_NOMEM, "out of memory");
+    px->floats = grown;
+    px->floats_cap = n;
+  }
+  memcpy(px->floats, src, n * sizeof(float));
+  px->is_float = true;
+  px->channels = c, px->height = h, px->width = w;
+  return CG_OK;
+}
+
+static int set_bytes(cg_pixels *px, const uint8_t *src, int c, int h, int w) {
+  int rc = cg_image_reserve(&px->img, c, h, w);
+  if (rc) return rc;
+  memcpy(px->img.data, src, (size_t)c * h * w);
+  return CG_OK;
+}
+
+/* Colour conversion and resizing of the 8-bit image in px->img; sets px's shape. */
+static int finish_bytes(const cg_transform *t, cg_pixels *px, bool convert_color, const char *where) {
+  int rc = convert_color ? cg_image_convert(&px->img, t->color) : CG_OK;
+  if (!rc && t->resize_h > 0 && t->resize_w > 0 && (px->img.height != t->resize_h || px->img.width != t->resize_w)) {
+    rc = cg_image_resize(&px->img, t->resize_h, t->resize_w, &px->resized);
+    if (!rc) { /* swap so img holds the result and the old buffer becomes scratch */
+      cg_image tmp = px->img;
+      px->img = px->resized;
+      px->resized = tmp;
+    }
+  }
+  if (rc) return cg_error_wrap(rc, "record %s: ", where);
+  px->is_float = false;
+  px->channels = px->img.channels, px->height = px->img.height, px->width = px->img.width;
+  return CG_OK;
+}
+
+static int load_datum(const cg_transform *t, const Caffe__Datum *d, cg_pixels *px, const char *where) {
+  px->label = (float)d->label;
+  px->has_label = true;
+  if (d->encoded) {
+    int rc = cg_image_decode(d->data.data, d->data.len, t->color, where, &px->img);
+    if (rc) return rc;
+    return finish_bytes(t, px, false, where);
+  }
   int c = d->channels, h = d->height, w = d->width;
-  size_t count = (size_t)c * h * w;
-  if (d->encoded) return cg_error(CG_ERR_UNSUPPORTED, "record %s: encoded (JPEG/PNG) Datum needs image decoding", where);
   bool bytes = d->has_data && d->data.len > 0;
+  size_t count = (size_t)(c > 0 ? c : 0) * (size_t)(h > 0 ? h : 0) * (size_t)(w > 0 ? w : 0);
   if (c <= 0 || h <= 0 || w <= 0 || (bytes ? d->data.len != count : d->n_float_data != count))
     return cg_error(CG_ERR_CORRUPT, "record %s: Datum says %dx%dx%d but holds %zu values", where, c, h, w,
                     bytes ? d->data.len : d->n_float_data);
+  if (bytes) {
+    int rc = set_bytes(px, d->data.data, c, h, w);
+    if (rc) return rc;
+    return finish_bytes(t, px, t->color != CG_COLOR_NATIVE, where);
+  }
+  if (t->resize_h || t->color != CG_COLOR_NATIVE)
+    return cg_error(CG_ERR_UNSUPPORTED, "record %s: float_data Datum cannot be resized or colour-converted", where);
+  return set_floats(px, d->float_data, c, h, w);
+}
+
+int cg_transform_load(const cg_transform *t, const cg_record *rec, cg_pixels *px, const char *where) {
+  px->has_label = rec->has_label;
+  px->label = rec->label;
+  switch (rec->kind) {
+    case CG_RECORD_DATUM: {
+      Caffe__Datum *d = caffe__datum__unpack(NULL, rec->num_bytes, rec->bytes);
+      if (!d) return cg_error(CG_ERR_CORRUPT, "record %s is not a valid Datum (%zu bytes)", where, rec->num_bytes);
+      int rc = load_datum(t, d, px, where);
+      protobuf_c_message_free_unpacked(&d->base, NULL);
+      return rc;
+    }
+    case CG_RECORD_IMAGE: {
+      int rc = cg_image_decode(rec->bytes, rec->num_bytes, t->color, where, &px->img);
+      if (rc) return rc;
+      return finish_bytes(t, px, false, where);
+    }
+    case CG_RECORD_PIXELS: {
+      size_t count = (size_t)(rec->channels > 0 ? rec->channels : 0) * (size_t)(rec->height > 0 ? rec->height : 0) *
+                     (size_t)(rec->width > 0 ? rec->width : 0);
+      if (count == 0 || rec->num_bytes != count)
+        return cg_error(CG_ERR_CORRUPT, "record %s: %dx%dx%d pixels but %zu bytes", where, rec->channels, rec->height,
+                        rec->width, rec->num_bytes);
+      int rc = set_bytes(px, rec->bytes, rec->channels, rec->height, rec->width);
+      if (rc) return rc;
+      return finish_bytes(t, px, t->color != CG_COLOR_NATIVE, where);
+    }
+    case CG_RECORD_FLOATS: {
+      size_t count = (size_t)(rec->channels > 0 ? rec->channels : 0) * (size_t)(rec->height > 0 ? rec->height : 0) *
+                     (size_t)(rec->width > 0 ? rec->width : 0);
+      if (count == 0 || rec->num_floats != count)
+        return cg_error(CG_ERR_CORRUPT, "record %s: %dx%dx%d values but %zu floats", where, rec->channels, rec->height,
+                        rec->width, rec->num_floats);
+      if (t->resize_h || t->color != CG_COLOR_NATIVE)
+        return cg_error(CG_ERR_UNSUPPORTED, "record %s: float records cannot be resized or colour-converted", where);
+      return set_floats(px, rec->floats, rec->channels, rec->height, rec->width);
+    }
+  }
+  return cg_error(CG_ERR_INVALID, "record %s: unknown record kind %d", where, (int)rec->kind);
+}
+
+int cg_transform_apply(const cg_transform *t, const cg_pixels *px, float *out, cg_rng *rng, const char *where) {
+  int c = px->channels, h = px->height, w = px->width;
   int crop = t->crop_size;
   if (crop && (crop > h || crop > w))
     return cg_error(CG_ERR_SHAPE, "record %s: crop_size %d is larger than the %dx%d image", where, crop, h, w);
@@ -83,18 +195,28 @@ int cg_transform_datum(const cg_transform *t, const Caffe__Datum *d, float *out,
       w_off = (w - crop) / 2;
     }
   }
-  const uint8_t *px = bytes ? d->data.data : NULL;
+  const uint8_t *bytes = px->is_float ? NULL : px->img.data;
+  const float *floats = px->is_float ? px->floats : NULL;
   for (int ch = 0; ch < c; ch++) {
     float mean_value = t->num_mean_values ? t->mean_values[t->num_mean_values == 1 ? 0 : ch] : 0;
     for (int y = 0; y < oh; y++) {
+      size_t src_row = ((size_t)ch * h + (size_t)(h_off + y)) * (size_t)w + (size_t)w_off;
+      float *dst_row = out + ((size_t)ch * oh + (size_t)y) * (size_t)ow;
       for (int x = 0; x < ow; x++) {
-        size_t src = ((size_t)ch * h + h_off + y) * w + w_off + x;
-        size_t dst = ((size_t)ch * oh + y) * ow + (mirror ? ow - 1 - x : x);
-        float v = px ? (float)px[src] : d->float_data[src];
+        size_t src = src_row + (size_t)x;
+        float v = bytes ? (float)bytes[src] : floats[src];
         if (t->mean) v -= t->mean[src];
-        out[dst] = (v - mean_value) * t->scale;
+        dst_row[mirror ? ow - 1 - x : x] = (v - mean_value) * t->scale;
       }
     }
   }
   return CG_OK;
+}
+
+int cg_transform_datum(const cg_transform *t, const Caffe__Datum *d, float *out, cg_rng *rng, const char *where) {
+  cg_pixels px = {0};
+  int rc = load_datum(t, d, &px, where);
+  if (!rc) rc = cg_transform_apply(t, &px, out, rng, where);
+  cg_pixels_free(&px);
+  return rc;
 }

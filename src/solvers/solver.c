@@ -138,6 +138,10 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
   uint64_t seed = 0;
   if (!rc) {
     seed = s->param->random_seed >= 0 ? (uint64_t)s->param->random_seed : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+    /* ranks must agree on the seed: it decides the shuffles that split the data between them */
+    if (s->opt.comm && s->opt.world_size > 1) rc = cg_comm_broadcast(s->opt.comm, &seed, sizeof seed, 0);
+  }
+  if (!rc) {
     rc = build_nets(s, seed);
   }
   if (!rc) {

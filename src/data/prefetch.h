@@ -1,0 +1,74 @@
+/* Whole batches prepared ahead of the net by background threads: each batch is
+ * read from a source through a rank partition, decoded and transformed into floats,
+ * with its labels and record indices.
+ *
+ * Results never depend on threads or timing: a batch's records follow from its
+ * position alone (partition.h), and every record draws its crop and mirror from an
+ * RNG seeded by (seed, rank, the record's position). So threads = 0 (read in the
+ * caller's thread), 1 or more, and any depth, give the same batches bit for bit,
+ * and a run restarted at a saved position continues exactly.
+ *
+ * Bad records: by default a record that cannot be read or decoded fails the batch,
+ * and the error (with its message naming the record) comes out of the next
+ * cg_prefetch_next. With skip_bad, it is logged and counted instead, and its slot in
+ * the batch gets a copy of another record of the same batch (the batch keeps its
+ * size and the positions stay fixed, so resume stays exact); a batch with no good
+ * record at all is still an error. */
+#ifndef CG_DATA_PREFETCH_H
+#define CG_DATA_PREFETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/source.h"
+#include "data/transform.h"
+
+typedef struct cg_batch {
+  float *data;       /* size x channels x height x width */
+  float *labels;     /* size */
+  size_t *indices;   /* size: the source index of each item (the record it came from) */
+  uint64_t position; /* partition position of item 0 */
+  int size;
+  int skipped; /* bad records replaced in this batch */
+} cg_batch;
+
+typedef struct cg_prefetch_config {
+  cg_source *source;             /* borrowed; each background thread reads through its own clone */
+  const cg_transform *transform; /* borrowed, read-only */
+  int batch_size;
+  int channels, height, width; /* shape of one transformed item; another shape is an error */
+  int rank, world;             /* partition */
+  bool shuffle;                /* reshuffle every epoch (partition.h) */
+  uint64_t seed;               /* shuffles, crops and mirrors; the same on every rank */
+  int threads;                 /* background threads; 0 = synchronous */
+  int depth;                   /* batches prepared ahead (>= 1; Caffe's prefetch, default 4) */
+  bool skip_bad;               /* count bad records instead of failing */
+} cg_prefetch_config;
+
+typedef struct cg_prefetch_stats {
+  double wait_seconds; /* time cg_prefetch_next spent waiting for a batch (all the reading, when synchronous) */
+  uint64_t batches;    /* batches handed out */
+  uint64_t skipped;    /* bad records replaced */
+} cg_prefetch_stats;
+
+typedef struct cg_prefetch cg_prefetch;
+
+/* Starts at partition position `position`. The config is copied; source and
+ * transform must outlive the prefetcher. */
+int cg_prefetch_create(const cg_prefetch_config *config, uint64_t position, cg_prefetch **out);
+/* The next batch, in order; blocks until it is ready. The batch is borrowed until
+ * the next call. An error in preparing it is returned here, with its message. */
+int cg_prefetch_next(cg_prefetch *p, const cg_batch **out);
+/* Position after the batches handed out so far (what a snapshot saves). */
+uint64_t cg_prefetch_position(const cg_prefetch *p);
+/* Drops what was prepared and continues from `position`. */
+int cg_prefetch_seek(cg_prefetch *p, uint64_t position);
+cg_prefetch_stats cg_prefetch_get_stats(const cg_prefetch *p);
+/* Stops the threads and frees everything; NULL is a no-op. */
+void cg_prefetch_free(cg_prefetch *p);
+
+/* The RNG seed of the record at `position` (exposed for tests). */
+uint64_t cg_prefetch_record_seed(uint64_t seed, int rank, uint64_t position);
+
+#endif

@@ -1,0 +1,384 @@
+/* caffegrid inspect PATH [-n N]: says what a data file is and what it holds.
+ * Recognises LMDB (a directory with data.mdb, or data.mdb itself), Hadoop
+ * SequenceFiles (a file, or a directory of part files), HDF5 files and HDF5 list
+ * files, image lists ("path label" lines), and Caffe's binary protobufs
+ * (.caffemodel, .solverstate, .binaryproto). Data files get a line "records: N"
+ * followed by the first N (default 5) ids, shapes and labels. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "caffegrid/error.h"
+#include "commands.h"
+#include "data/hdf5_source.h"
+#include "data/seqfile.h"
+#include "data/source.h"
+#include "flags.h"
+#include "proto/caffe.pb-c.h"
+
+/* Prints up to 60 bytes of a key: as text (a tab as \t) when printable, else as hex. */
+static void print_key(const uint8_t *p, size_t n) {
+  bool text = true;
+  for (size_t i = 0; i < n && text; i++) text = (p[i] >= 0x20 || p[i] == '\t') && p[i] != 0x7f;
+  size_t shown = n < 60 ? n : 60;
+  if (text) {
+    putchar('"');
+    for (size_t i = 0; i < shown; i++)
+      if (p[i] == '\t') fputs("\\t", stdout);
+      else putchar(p[i]);
+    printf("%s\"", n > shown ? "..." : "");
+  } else {
+    shown = n < 24 ? n : 24;
+    printf("0x");
+    for (size_t i = 0; i < shown; i++) printf("%02x", p[i]);
+    if (n > shown) printf("...");
+  }
+}
+
+/* "3x32x32 raw, label 5" for a Datum. */
+static void describe_datum(const uint8_t *bytes, size_t n) {
+  Caffe__Datum *d = caffe__datum__unpack(NULL, n, bytes);
+  if (!d) {
+    printf("not a valid Datum (%zu bytes)", n);
+    return;
+  }
+  if (d->encoded) printf("encoded image, %zu bytes", d->data.len);
+  else if (d->n_float_data) printf("%dx%dx%d floats", d->channels, d->height, d->width);
+  else printf("%dx%dx%d bytes", d->channels, d->height, d->width);
+  if (d->has_label) printf(", label %d", d->label);
+  protobuf_c_message_free_unpacked(&d->base, NULL);
+}
+
+static void describe_record(const cg_record *r) {
+  switch (r->kind) {
+  case CG_RECORD_DATUM: printf("Datum "); describe_datum(r->bytes, r->num_bytes); break;
+  case CG_RECORD_IMAGE: printf("image file, %zu bytes", r->num_bytes); break;
+  case CG_RECORD_PIXELS: printf("pixels %dx%dx%d", r->channels, r->height, r->width); break;
+  case CG_RECORD_FLOATS: printf("floats %dx%dx%d", r->channels, r->height, r->width); break;
+  }
+  if (r->kind != CG_RECORD_DATUM && r->has_label) printf(", label %g", r->label);
+}
+
+/* records: N and the first `show` records of any source type. */
+static int list_source(const char *type, const char *path, const void *options, int show) {
+  cg_source *s;
+  int rc = cg_source_open(type, path, options, &s);
+  if (rc) return rc;
+  size_t n = cg_source_count(s);
+  printf("records: %zu\n", n);
+  for (size_t i = 0; i < n && i < (size_t)show; i++) {
+    cg_record r;
+    printf("  #%zu ", i);
+    if (cg_source_get(s, i, &r)) {
+      printf("(%s)\n", cg_error_message());
+      continue;
+    }
+    printf("%s: ", r.id);
+    describe_record(&r);
+    printf("\n");
+  }
+  cg_source_close(s);
+  return CG_OK;
+}
+
+static int inspect_lmdb(const char *path, int show) {
+  printf("%s: LMDB\n", path);
+  return list_source("lmdb", path, NULL, show);
+}
+
+static const char *compression_name(cg_seqfile_compression c) {
+  return c == CG_SEQFILE_BLOCK ? "block" : c == CG_SEQFILE_RECORD ? "record" : "none";
+}
+
+static int inspect_seqfile(const char *path, int show) {
+  cg_seqfile *f;
+  int rc = cg_seqfile_open(path, &f);
+  if (rc) return rc;
+  const cg_seqfile_header *h = cg_seqfile_get_header(f);
+  printf("%s: Hadoop SequenceFile version %d\n", path, h->version);
+  printf("  key class: %s\n  value class: %s\n", h->key_class, h->value_class);
+  printf("  compression: %s%s%s%s\n", compression_name(h->compression), h->codec ? ", codec " : "",
+         h->codec ? h->codec : "", h->codec && !h->codec_supported ? " (not supported: records cannot be read)" : "");
+  printf("  metadata: %d entries\n", h->num_metadata);
+  for (int i = 0; i < h->num_metadata && i < show; i++)
+    printf("    %s = %s\n", h->metadata[2 * i], h->metadata[2 * i + 1]);
+  size_t n = 0;
+  cg_seqfile_pos pos;
+  while ((rc = cg_seqfile_skip(f, &pos)) == 1) n++;
+  if (rc < 0) {
+    cg_seqfile_close(f);
+    return rc;
+  }
+  printf("records: %zu\n", n);
+  /* what the "seqfile" source makes of the first records, when it can */
+  cg_source *s = NULL;
+  if (n && h->codec_supported && cg_source_open("seqfile", path, NULL, &s)) s = NULL;
+  cg_seqfile_rewind(f);
+  cg_seqfile_record r;
+  for (size_t i = 0; i < n && i < (size_t)show && h->codec_supported; i++) {
+    if ((rc = cg_seqfile_next(f, &r)) != 1) break;
+    printf("  #%zu key ", i);
+    print_key(r.key, r.key_len);
+    printf(", value %zu bytes", r.value_len);
+    cg_record rec;
+    if (s && cg_source_get(s, i, &rec) == 0) {
+      printf(": ");
+      describe_record(&rec);
+    }
+    printf("\n");
+  }
+  cg_source_close(s);
+  cg_seqfile_close(f);
+  return rc < 0 ? rc : CG_OK;
+}
+
+/* A directory of SequenceFiles (Spark/Hadoop output): the files, then the records. */
+static int inspect_seqfile_dir(const char *path, int show) {
+  printf("%s: directory of Hadoop SequenceFiles\n", path);
+  return list_source("seqfile", path, NULL, show);
+}
+
+typedef struct h5_listing {
+  int count;
+  unsigned long long rows;
+  bool has_data;
+} h5_listing;
+
+static int print_dataset(const char *name, int num_axes, const unsigned long long *shape, const char *type,
+                         void *user) {
+  h5_listing *l = user;
+  printf("  dataset %s: %s ", name, type);
+  for (int i = 0; i < num_axes; i++) printf("%s%llu", i ? "x" : "", shape[i]);
+  if (num_axes == 0) printf("scalar");
+  printf("\n");
+  if (l->count++ == 0 || strcmp(name, "data") == 0) l->rows = num_axes ? shape[0] : 1;
+  if (strcmp(name, "data") == 0) l->has_data = true;
+  return 0;
+}
+
+static int inspect_hdf5(const char *path, int show) {
+  printf("%s: HDF5\n", path);
+  h5_listing l = {0, 0, false};
+  int rc = cg_hdf5_list(path, print_dataset, &l);
+  if (rc) return rc;
+  if (l.has_data) return list_source("hdf5", path, NULL, show);
+  printf("records: %llu\n", l.rows);
+  return CG_OK;
+}
+
+static int inspect_hdf5_list(const char *path, int show) {
+  char **files;
+  int n;
+  int rc = cg_hdf5_read_list(path, &files, &n);
+  if (rc) return rc;
+  printf("%s: HDF5 list file naming %d file%s\n", path, n, n == 1 ? "" : "s");
+  for (int i = 0; i < n && i < show; i++) printf("  %s\n", files[i]);
+  cg_hdf5_free_list(files, n);
+  return list_source("hdf5", path, NULL, show);
+}
+
+static bool ends_with(const char *s, size_t n, const char *suffix) {
+  size_t k = strlen(suffix);
+  return n >= k && strncmp(s + n - k, suffix, k) == 0;
+}
+
+/* An image list: "path label" lines (the label the last space-separated integer). */
+static int inspect_image_list(const char *path, const char *text, int show) {
+  size_t records = 0;
+  int line_no = 0;
+  const char *p = text;
+  char shown[4096] = "";
+  size_t used = 0;
+  while (*p) {
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    line_no++;
+    while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+    if (len) {
+      size_t sep = len;
+      while (sep > 0 && p[sep - 1] != ' ' && p[sep - 1] != '\t') sep--;
+      char *num_end;
+      char label[32];
+      size_t label_len = len - sep < sizeof label - 1 ? len - sep : sizeof label - 1;
+      memcpy(label, p + sep, label_len);
+      label[label_len] = 0;
+      long v = strtol(label, &num_end, 10);
+      if (sep == 0 || num_end == label || *num_end)
+        return cg_error(CG_ERR_PARSE, "'%s' is not a known kind of data file (line %d is not 'path label': '%.*s')",
+                        path, line_no, (int)(len < 100 ? len : 100), p);
+      if (records < (size_t)show && used < sizeof shown - 200)
+        used += (size_t)snprintf(shown + used, sizeof shown - used, "  #%zu %.*s: label %ld\n", records,
+                                 (int)(sep - 1 < 150 ? sep - 1 : 150), p, v);
+      records++;
+    }
+    p += end ? (size_t)(end - p) + 1 : len;
+    if (!end) break;
+  }
+  if (!records) return cg_error(CG_ERR_PARSE, "'%s' is an empty text file", path);
+  printf("%s: image list\nrecords: %zu\n%s", path, records, shown);
+  return CG_OK;
+}
+
+static void print_blob_shape(const Caffe__BlobProto *b) {
+  if (b->shape) {
+    for (size_t i = 0; i < b->shape->n_dim; i++) printf("%s%lld", i ? "x" : "", (long long)b->shape->dim[i]);
+    if (!b->shape->n_dim) printf("scalar");
+  } else {
+    printf("%dx%dx%dx%d", b->num, b->channels, b->height, b->width);
+  }
+  printf(" (%zu values)", b->n_data ? b->n_data : b->n_double_data);
+}
+
+static int inspect_protobuf(const char *path, const uint8_t *data, size_t n, int show) {
+  Caffe__NetParameter *net = caffe__net_parameter__unpack(NULL, n, data);
+  if (net && (net->n_layer || net->n_layers)) {
+    size_t with_blobs = 0, blobs = 0;
+    for (size_t i = 0; i < net->n_layer; i++) with_blobs += net->layer[i]->n_blobs > 0, blobs += net->layer[i]->n_blobs;
+    for (size_t i = 0; i < net->n_layers; i++)
+      with_blobs += net->layers[i]->n_blobs > 0, blobs += net->layers[i]->n_blobs;
+    printf("%s: Caffe model (NetParameter%s) '%s'\n", path, net->n_layers ? ", old V1 layers" : "",
+           net->name ? net->name : "");
+    printf("layers: %zu, %zu with weights, %zu blobs\n", net->n_layer + net->n_layers, with_blobs, blobs);
+    int printed = 0;
+    for (size_t i = 0; i < net->n_layer && printed < show; i++) {
+      const Caffe__LayerParameter *l = net->layer[i];
+      if (!l->n_blobs) continue;
+      printf("  %s (%s):", l->name ? l->name : "?", l->type ? l->type : "?");
+      for (size_t b = 0; b < l->n_blobs; b++) {
+        printf(" ");
+        print_blob_shape(l->blobs[b]);
+      }
+      printf("\n");
+      printed++;
+    }
+    protobuf_c_message_free_unpacked(&net->base, NULL);
+    return CG_OK;
+  }
+  if (net) protobuf_c_message_free_unpacked(&net->base, NULL);
+  Caffe__SolverState *st = caffe__solver_state__unpack(NULL, n, data);
+  if (st && st->has_iter) {
+    printf("%s: Caffe solver state (SolverState)\n  iter: %d\n  learned_net: %s\n  history blobs: %zu\n", path,
+           st->iter, st->learned_net ? st->learned_net : "", st->n_history);
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+    return CG_OK;
+  }
+  if (st) protobuf_c_message_free_unpacked(&st->base, NULL);
+  Caffe__BlobProto *b = caffe__blob_proto__unpack(NULL, n, data);
+  if (b && (b->n_data || b->n_double_data)) {
+    double sum = 0;
+    for (size_t i = 0; i < b->n_data; i++) sum += b->data[i];
+    for (size_t i = 0; i < b->n_double_data; i++) sum += b->double_data[i];
+    printf("%s: Caffe blob (BlobProto, e.g. a mean file): ", path);
+    print_blob_shape(b);
+    printf(", mean value %g\n", sum / (double)(b->n_data + b->n_double_data));
+    protobuf_c_message_free_unpacked(&b->base, NULL);
+    return CG_OK;
+  }
+  if (b) protobuf_c_message_free_unpacked(&b->base, NULL);
+  return cg_error(CG_ERR_UNSUPPORTED,
+                  "'%s' is not a known kind of data file (not LMDB, SequenceFile, HDF5, an image list or a Caffe "
+                  "protobuf)",
+                  path);
+}
+
+/* Text files: an HDF5 list when every word names an .h5 file, else an image list. */
+static int inspect_text(const char *path, const uint8_t *data, size_t n, int show) {
+  char *text = malloc(n + 1);
+  if (!text) return cg_error(CG_ERR_NOMEM, "out of memory");
+  memcpy(text, data, n);
+  text[n] = 0;
+  bool all_h5 = true, any = false;
+  for (char *p = text; *p && all_h5;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (!*p) break;
+    size_t len = strcspn(p, " \t\r\n");
+    any = true;
+    all_h5 = ends_with(p, len, ".h5") || ends_with(p, len, ".hdf5") || ends_with(p, len, ".hdf");
+    p += len;
+  }
+  int rc = any && all_h5 ? inspect_hdf5_list(path, show) : inspect_image_list(path, text, show);
+  free(text);
+  return rc;
+}
+
+static bool is_text(const uint8_t *p, size_t n) {
+  if (n == 0) return false;
+  for (size_t i = 0; i < n; i++)
+    if (p[i] == 0 || (p[i] < 0x20 && p[i] != '\n' && p[i] != '\r' && p[i] != '\t')) return false;
+  return true;
+}
+
+static int inspect_path(const char *path, int show) {
+  struct stat st;
+  if (stat(path, &st) != 0) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+  if (S_ISDIR(st.st_mode)) {
+    char mdb[4200];
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", path);
+    if (stat(mdb, &st) == 0) return inspect_lmdb(path, show);
+    DIR *d = opendir(path);
+    if (!d) return cg_error(CG_ERR_IO, "cannot open directory '%s': %s", path, strerror(errno));
+    bool seq = false;
+    struct dirent *de;
+    while (!seq && (de = readdir(d))) {
+      if (de->d_name[0] == '.' || de->d_name[0] == '_') continue;
+      char file[4400], magic[3];
+      snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+      FILE *fp = fopen(file, "rb");
+      if (fp) {
+        seq = fread(magic, 1, 3, fp) == 3 && memcmp(magic, "SEQ", 3) == 0;
+        fclose(fp);
+      }
+    }
+    closedir(d);
+    if (seq) return inspect_seqfile_dir(path, show);
+    return cg_error(CG_ERR_UNSUPPORTED, "directory '%s' is neither an LMDB (no data.mdb) nor a directory of SequenceFiles",
+                    path);
+  }
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+  uint8_t head[32] = {0};
+  size_t got = fread(head, 1, sizeof head, fp);
+  fclose(fp);
+  if (got >= 3 && memcmp(head, "SEQ", 3) == 0) return inspect_seqfile(path, show);
+  if (cg_hdf5_is_file(path)) return inspect_hdf5(path, show);
+  /* LMDB's first meta page: magic 0xBEEFC0DE after the 16-byte page header */
+  if (got >= 20 && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe)
+    return inspect_lmdb(path, show);
+  if (st.st_size > (off_t)1 << 31)
+    return cg_error(CG_ERR_UNSUPPORTED, "'%s' is not a known kind of data file", path);
+  uint8_t *data = malloc((size_t)st.st_size + 1);
+  fp = fopen(path, "rb");
+  size_t n = data && fp ? fread(data, 1, (size_t)st.st_size, fp) : 0;
+  if (fp) fclose(fp);
+  if (!data) return cg_error(CG_ERR_NOMEM, "out of memory");
+  int rc;
+  if (n == 0) rc = cg_error(CG_ERR_INVALID, "'%s' is empty", path);
+  else if (is_text(data, n < 65536 ? n : 65536)) rc = inspect_text(path, data, n, show);
+  else rc = inspect_protobuf(path, data, n, show);
+  free(data);
+  return rc;
+}
+
+int cmd_inspect(int argc, char **argv) {
+  cg_flag flags[] = {
+      {.name = "n", .help = "how many records to show (default 5)"},
+      {NULL},
+  };
+  char *positional[8];
+  int np = 0;
+  if (argc > 8 || cg_flags_parse(argc, argv, flags, positional, &np, "inspect")) return 1;
+  long show = 5;
+  if (np != 1 || !cg_flag_int(flags, "n", 5, &show) || show < 0) {
+    cg_flags_usage(flags, "inspect", "PATH   (LMDB, SequenceFile, HDF5 or list, image list, caffemodel, binaryproto)");
+    return 1;
+  }
+  if (inspect_path(positional[0], (int)(show > 1000000 ? 1000000 : show))) {
+    fflush(stdout);
+    fprintf(stderr, "caffegrid inspect: %s\n", cg_error_message());
+    return 1;
+  }
+  return 0;
+}
