@@ -16,6 +16,7 @@ static const struct {
     {"compute_mean", cmd_compute_mean, "mean image of an LMDB as a .binaryproto: DB [OUT.binaryproto]"},
     {"inspect", cmd_inspect, "tell what a data file is and what it holds: PATH [-n N]"},
     {"train", cmd_train, "train a net: -solver S [-weights W] [-snapshot STATE] [-iterations N]"},
+    {"features", cmd_features, "extract blobs per sample: -model NET -weights W -features B -output DIR"},
     {"test", cmd_test, "score a model: -model NET -weights W -iterations N"},
     {"time", cmd_time, "benchmark forward/backward per layer: -model NET -iterations N"},
 };
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
   /* CaffeOnSpark's spelling: the mode is a flag (-train -conf S -model OUT) */
   if (strcmp(argv[1], "-train") == 0) return cmd_train(argc - 2, argv + 2);
   if (strcmp(argv[1], "-test") == 0) return cmd_test(argc - 2, argv + 2);
+  if (strcmp(argv[1], "-features") == 0) return cmd_features(argc - 1, argv + 1); /* "-features B" is the flag too */
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
   fprintf(stderr, "caffegrid: unknown command '%s'\n", argv[1]);

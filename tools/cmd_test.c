@@ -14,29 +14,7 @@
 #include "caffegrid/net.h"
 #include "commands.h"
 #include "flags.h"
-#include "proto/proto_io.h"
-
-/* CaffeOnSpark's -conf: the test net and its test_iter come from a solver file. */
-static int net_from_solver(const char *solver_path, char **net_path, long *test_iter) {
-  Caffe__SolverParameter *sp = NULL;
-  int rc = cg_read_solver_text(solver_path, &sp);
-  if (rc) return rc;
-  const char *net = sp->net ? sp->net : sp->n_test_net ? sp->test_net[0] : NULL;
-  if (!net) {
-    protobuf_c_message_free_unpacked(&sp->base, NULL);
-    return cg_error(CG_ERR_INVALID, "%s: names no 'net' file to test", solver_path);
-  }
-  struct stat st;
-  const char *slash = strrchr(solver_path, '/');
-  if (stat(net, &st) != 0 && net[0] != '/' && slash) {
-    if (asprintf(net_path, "%.*s/%s", (int)(slash - solver_path), solver_path, net) < 0) *net_path = NULL;
-  } else {
-    *net_path = strdup(net);
-  }
-  if (sp->n_test_iter) *test_iter = sp->test_iter[0];
-  protobuf_c_message_free_unpacked(&sp->base, NULL);
-  return *net_path ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
-}
+#include "solver_net.h"
 
 /* CaffeOnSpark's -output: one "name: value" line per output, written atomically. */
 static int write_results(const char *path, bool overwrite, char **names, const double *values, size_t n) {
@@ -79,7 +57,7 @@ int cmd_test(int argc, char **argv) {
   char *conf_net = NULL;
   long conf_iter = 50;
   if (cg_flag_get(flags, "conf")) {
-    if (net_from_solver(cg_flag_get(flags, "conf"), &conf_net, &conf_iter)) {
+    if (cg_solver_net_path(cg_flag_get(flags, "conf"), &conf_net, &conf_iter)) {
       fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
       return 1;
     }

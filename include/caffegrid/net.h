@@ -26,6 +26,7 @@ typedef struct cg_net_options {
   uint64_t seed;           /* fillers, dropout, shuffles */
   int rank, world_size;    /* this process's share of the data (0, 1 when alone) */
   const char *source_name; /* for messages: the prototxt's path */
+  bool exact_pass;         /* data layers read each of this rank's records once, in order (scoring, features) */
 } cg_net_options;
 
 /* Builds a net from a parsed and upgraded NetParameter. `param` is borrowed and
@@ -94,6 +95,13 @@ int cg_net_set_state(cg_net *net, const uint64_t *words, size_t num_words);
 /* Copies parameter values into `dst` from the layers of `src` with the same names
  * (how test nets see the weights being trained). */
 void cg_net_share_weights_from(cg_net *dst, const cg_net *src);
+
+/* The record ids of the batch the first data layer produced last, and whether each
+ * row is a real record (false: a repeat that fills the last batch of an exact
+ * pass). Returns the number of rows, 0 when the net has no such data layer. */
+int cg_net_batch_ids(cg_net *net, const char **ids, bool *valid, int max);
+/* Records this rank reads per pass through its first data layer (0 when none). */
+size_t cg_net_rank_records(const cg_net *net);
 
 /* Seconds the data layers have spent waiting for their data, summed. */
 double cg_net_data_wait_seconds(const cg_net *net);

@@ -45,6 +45,11 @@ typedef struct cg_layer_ops {
   int (*set_position)(cg_layer *l, uint64_t position);
   /* Data layers: seconds forward spent waiting for data (prefetch not ready). May be NULL. */
   double (*data_wait_seconds)(const cg_layer *l);
+  /* Data layers: ids of the records in the batch forward produced last (borrowed
+   * until the next forward) and whether each row is a real record; returns the count. */
+  int (*batch_ids)(cg_layer *l, const char **ids, bool *valid, int max);
+  /* Data layers: records this rank reads per epoch (per pass, with exact_pass). */
+  size_t (*rank_records)(const cg_layer *l);
 } cg_layer_ops;
 
 enum { CG_LAYER_MAX_PARAMS = 8 };

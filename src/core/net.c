@@ -187,3 +187,19 @@ double cg_net_data_wait_seconds(const cg_net *net) {
   }
   return total;
 }
+
+int cg_net_batch_ids(cg_net *net, const char **ids, bool *valid, int max) {
+  for (int i = 0; i < net->num_layers; i++) {
+    cg_layer *l = &net->layers[i].layer;
+    if (l->ops->batch_ids) return l->ops->batch_ids(l, ids, valid, max);
+  }
+  return 0;
+}
+
+size_t cg_net_rank_records(const cg_net *net) {
+  for (int i = 0; i < net->num_layers; i++) {
+    const cg_layer *l = &net->layers[i].layer;
+    if (l->ops->rank_records) return l->ops->rank_records(l);
+  }
+  return 0;
+}

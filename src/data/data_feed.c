@@ -26,6 +26,7 @@ static int probe_shape(cg_data_feed *f, uint64_t position) {
   cg_prefetch_config *c = &f->pcfg;
   cg_partition part;
   int rc = cg_partition_init(&part, cg_source_count(f->source), c->rank, c->world, c->shuffle, c->seed);
+  if (!rc && c->exact) cg_partition_exact(&part);
   if (rc) return cg_error_wrap(rc, "%s '%s': ", cg_source_type(f->source), cg_source_location(f->source));
   cg_pixels px = {0};
   size_t tries = c->skip_bad ? 100 : 1;
@@ -74,6 +75,7 @@ int cg_data_feed_open(cg_layer *l, const cg_data_feed_config *config, cg_data_fe
   c->rank = l->net ? l->net->opt.rank : 0;
   c->world = l->net && l->net->opt.world_size > 0 ? l->net->opt.world_size : 1;
   c->shuffle = config->shuffle;
+  c->exact = l->net && l->net->opt.exact_pass;
   c->seed = seed_of(l);
   c->depth = config->depth > 0 ? config->depth : 4;
   c->skip_bad = env_flag("CAFFEGRID_SKIP_BAD_RECORDS");
@@ -111,6 +113,7 @@ int cg_data_feed_next(cg_data_feed *f, float *data, float *labels) {
   const cg_batch *b;
   int rc = cg_prefetch_next(f->prefetch, &b);
   if (rc) return rc;
+  f->last = b;
   size_t item = (size_t)f->pcfg.channels * (size_t)f->pcfg.height * (size_t)f->pcfg.width;
   memcpy(data, b->data, (size_t)b->size * item * sizeof(float));
   if (labels) memcpy(labels, b->labels, (size_t)b->size * sizeof(float));
@@ -150,7 +153,38 @@ void cg_data_feed_close(cg_data_feed *f) {
   cg_prefetch_free(f->prefetch);
   cg_source_close(f->source);
   cg_transform_free(&f->transform);
+  for (int i = 0; i < f->num_ids; i++) free(f->ids[i]);
+  free(f->ids);
   free(f);
 }
 
 cg_prefetch_stats cg_data_feed_stats(const cg_data_feed *f) { return feed_stats(f); }
+
+size_t cg_data_feed_rank_records(const cg_data_feed *f) {
+  size_t n = cg_source_count(f->source), w = (size_t)f->pcfg.world, r = (size_t)f->pcfg.rank;
+  return f->pcfg.exact ? (n - r + w - 1) / w : n / w;
+}
+
+int cg_data_feed_batch_ids(cg_data_feed *f, const char **ids, bool *valid, int max) {
+  const cg_batch *b = f->last;
+  if (!b) return 0;
+  if (f->num_ids < b->size) {
+    char **grown = realloc(f->ids, (size_t)b->size * sizeof *grown);
+    if (!grown) return cg_error(CG_ERR_NOMEM, "out of memory");
+    for (int i = f->num_ids; i < b->size; i++) grown[i] = NULL;
+    f->ids = grown;
+    f->num_ids = b->size;
+  }
+  size_t rank_records = cg_data_feed_rank_records(f);
+  for (int i = 0; i < b->size && i < max; i++) {
+    cg_record rec;
+    int rc = cg_source_get(f->source, b->indices[i], &rec);
+    if (rc) return rc;
+    free(f->ids[i]);
+    f->ids[i] = strdup(rec.id ? rec.id : "");
+    ids[i] = f->ids[i];
+    /* in an exact pass the rows after this rank's last record are repeats that fill the batch */
+    if (valid) valid[i] = !f->pcfg.exact || b->position + (uint64_t)i < rank_records;
+  }
+  return b->size < max ? b->size : max;
+}

@@ -38,6 +38,9 @@ typedef struct cg_data_feed {
   cg_prefetch *prefetch;
   cg_prefetch_config pcfg;
   cg_prefetch_stats carried; /* counters of prefetchers replaced by a seek */
+  const cg_batch *last;      /* the batch last handed to the layer */
+  char **ids;                /* its record ids, owned */
+  int num_ids;
 } cg_data_feed;
 
 /* Opens the source, reads the first record for the item shape, and starts
@@ -52,6 +55,12 @@ uint64_t cg_data_feed_position(const cg_data_feed *f);
 int cg_data_feed_seek(cg_data_feed *f, cg_layer *l, uint64_t position);
 /* Logs the skipped-record count and data wait, stops the threads, frees. NULL is a no-op. */
 void cg_data_feed_close(cg_data_feed *f);
+
+/* The records of the last batch: ids (borrowed until the next call) and, in an
+ * exact pass, whether each row is a real record (false: a repeat filling the batch). */
+int cg_data_feed_batch_ids(cg_data_feed *f, const char **ids, bool *valid, int max);
+/* How many records this rank reads per epoch (per pass, in an exact pass). */
+size_t cg_data_feed_rank_records(const cg_data_feed *f);
 
 /* Counters so far: seconds the net waited for data, batches, skipped bad records. */
 cg_prefetch_stats cg_data_feed_stats(const cg_data_feed *f);

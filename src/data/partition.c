@@ -35,6 +35,12 @@ void cg_partition_free(cg_partition *p) {
 
 size_t cg_partition_per_epoch(const cg_partition *p) { return p->per_epoch; }
 
+void cg_partition_exact(cg_partition *p) {
+  p->exact = true;
+  p->shuffle = false;
+  p->per_epoch = (p->count - (size_t)p->rank + (size_t)p->world - 1) / (size_t)p->world;
+}
+
 static void make_perm(cg_partition *p, uint64_t epoch) {
   cg_rng rng;
   /* one generator per (seed, epoch); the odd constant keeps epoch 0 and seed 0 apart */
@@ -51,6 +57,7 @@ static void make_perm(cg_partition *p, uint64_t epoch) {
 }
 
 size_t cg_partition_index(cg_partition *p, uint64_t position) {
+  if (p->exact) return (size_t)p->rank + (size_t)p->world * (size_t)(position % p->per_epoch);
   uint64_t epoch = position / p->per_epoch, step = position % p->per_epoch;
   size_t n = p->count, left_over = n % (size_t)p->world;
   size_t rotation = (size_t)((unsigned __int128)(epoch % n) * left_over % n);

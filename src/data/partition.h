@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 typedef struct cg_partition {
+  bool exact;      /* one pass over this rank's records, for scoring and features (cg_partition_exact) */
   size_t count;    /* N */
   int rank, world; /* r, W */
   bool shuffle;
@@ -36,7 +37,11 @@ typedef struct cg_partition {
  * count exceeds 2^32 - 1 when shuffling. */
 int cg_partition_init(cg_partition *p, size_t count, int rank, int world, bool shuffle, uint64_t seed);
 void cg_partition_free(cg_partition *p);
-/* Records per epoch for every rank: floor(N / W). */
+/* Switches to one exact pass: rank r reads r, r+W, r+2W, ... < N (ceil((N-r)/W)
+ * records, so ranks may differ by one), then wraps to its first record again.
+ * No shuffle, nothing left out: every record is read by exactly one rank. */
+void cg_partition_exact(cg_partition *p);
+/* Records per epoch for this rank: floor(N / W), or ceil((N - r) / W) in an exact pass. */
 size_t cg_partition_per_epoch(const cg_partition *p);
 /* The source index this rank reads at `position`. Not thread-safe (it caches the
  * epoch's permutation): give each thread its own copy via cg_partition_init. */

@@ -40,6 +40,7 @@ typedef struct cg_prefetch_config {
   int channels, height, width; /* shape of one transformed item; another shape is an error */
   int rank, world;             /* partition */
   bool shuffle;                /* reshuffle every epoch (partition.h) */
+  bool exact;                  /* one exact pass over this rank's records (cg_partition_exact) */
   uint64_t seed;               /* shuffles, crops and mirrors; the same on every rank */
   int threads;                 /* background threads; 0 = synchronous */
   int depth;                   /* batches prepared ahead (>= 1; Caffe's prefetch, default 4) */

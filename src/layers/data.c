@@ -71,6 +71,14 @@ static void data_destroy(cg_layer *l) {
   free(s);
 }
 
+static int data_batch_ids(cg_layer *l, const char **ids, bool *valid, int max) {
+  return cg_data_feed_batch_ids(((data_state *)l->priv)->feed, ids, valid, max);
+}
+
+static size_t data_rank_records(const cg_layer *l) {
+  return cg_data_feed_rank_records(((const data_state *)l->priv)->feed);
+}
+
 const cg_layer_ops cg_layer_data = {
     .type = "Data",
     .min_bottoms = 0,
@@ -85,4 +93,6 @@ const cg_layer_ops cg_layer_data = {
     .get_position = data_get_position,
     .set_position = data_set_position,
     .data_wait_seconds = data_wait_seconds,
+    .batch_ids = data_batch_ids,
+    .rank_records = data_rank_records,
 };

@@ -80,6 +80,14 @@ static void image_data_destroy(cg_layer *l) {
   free(s);
 }
 
+static int image_data_batch_ids(cg_layer *l, const char **ids, bool *valid, int max) {
+  return cg_data_feed_batch_ids(((image_data_state *)l->priv)->feed, ids, valid, max);
+}
+
+static size_t image_data_rank_records(const cg_layer *l) {
+  return cg_data_feed_rank_records(((const image_data_state *)l->priv)->feed);
+}
+
 const cg_layer_ops cg_layer_image_data = {
     .type = "ImageData",
     .min_bottoms = 0,
@@ -94,4 +102,6 @@ const cg_layer_ops cg_layer_image_data = {
     .get_position = image_data_get_position,
     .set_position = image_data_set_position,
     .data_wait_seconds = image_data_wait_seconds,
+    .batch_ids = image_data_batch_ids,
+    .rank_records = image_data_rank_records,
 };
