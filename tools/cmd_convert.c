@@ -42,7 +42,7 @@ static int read_all(const char *path, uint8_t **out, size_t *len) {
 
 static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 
-static int convert_mnist(const char *images_path, const char *labels_path, const char *out_path) {
+static int convert_mnist(const char *images_path, const char *labels_path, const char *out_path, uint32_t limit) {
   uint8_t *images = NULL, *labels = NULL;
   size_t images_len = 0, labels_len = 0;
   int rc = read_all(images_path, &images, &images_len);
@@ -72,12 +72,13 @@ static int convert_mnist(const char *images_path, const char *labels_path, const
     rc = cg_error(CG_ERR_CORRUPT, "'%s': header says %u labels but the file has %zu bytes", labels_path, n, labels_len);
     goto done;
   }
+  uint32_t records = limit && limit < n ? limit : n; /* --limit: the first N records only */
   cg_lmdb_writer *w;
   rc = cg_lmdb_writer_open(out_path, &w);
   if (rc) goto done;
   size_t pixels = (size_t)rows * cols;
   uint8_t *packed = malloc(pixels + 64);
-  for (uint32_t i = 0; i < n && !rc; i++) {
+  for (uint32_t i = 0; i < records && !rc; i++) {
     Caffe__Datum d = CAFFE__DATUM__INIT;
     d.has_channels = d.has_height = d.has_width = d.has_data = d.has_label = 1;
     d.channels = 1, d.height = (int)rows, d.width = (int)cols;
@@ -92,7 +93,7 @@ static int convert_mnist(const char *images_path, const char *labels_path, const
   free(packed);
   if (rc) cg_lmdb_writer_abort(w);
   else rc = cg_lmdb_writer_close(w);
-  if (!rc) CG_LOG_INFO("Processed %u files.", n);
+  if (!rc) CG_LOG_INFO("Processed %u files.", records);
 done:
   free(images);
   free(labels);
@@ -100,7 +101,7 @@ done:
 }
 
 static const char *convert_usage =
-    "usage: caffegrid convert mnist IMAGES LABELS OUT_DB\n"
+    "usage: caffegrid convert mnist IMAGES LABELS OUT_DB [--limit=N]\n"
     "       caffegrid convert imageset ROOT_FOLDER/ LIST OUT_DB [--gray] [--shuffle] [--resize_height=H "
     "--resize_width=W] [--encoded [--encode_type=jpg|png]]\n"
     "       caffegrid convert seqfile ROOT_FOLDER/ LIST OUT.seq [--compression=none|record|block]\n"
@@ -111,11 +112,14 @@ int cmd_convert(int argc, char **argv) {
   if (argc >= 1 && strcmp(argv[0], "seqfile") == 0) return cmd_convert_seqfile(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "cifar") == 0) return cmd_convert_cifar(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "mnist") == 0) {
-    if (argc != 4) {
+    long limit = 0;
+    if (argc == 5 && (strncmp(argv[4], "--limit=", 8) == 0 || strncmp(argv[4], "-limit=", 7) == 0))
+      limit = atol(strchr(argv[4], '=') + 1);
+    if ((argc != 4 && argc != 5) || (argc == 5 && limit <= 0)) {
       fputs(convert_usage, stderr);
       return 1;
     }
-    if (convert_mnist(argv[1], argv[2], argv[3])) {
+    if (convert_mnist(argv[1], argv[2], argv[3], (uint32_t)limit)) {
       fprintf(stderr, "caffegrid convert mnist: %s\n", cg_error_message());
       return 1;
     }
