@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev
   protobuf-compiler openmpi-bin libopenmpi-dev liblmdb-dev lmdb-utils libjpeg62-turbo-dev libpng-dev zlib1g-dev libhdf5-dev python3
-  slurm-wlm munge liblinear-tools)
+  slurm-wlm munge liblinear-tools librsvg2-bin)
+packages+=(clang libclang-rt-14-dev valgrind) # fuzz/run.sh (libFuzzer) and fuzz/valgrind_train.sh
 packages+=(python3-dev python3-venv python3-pip python3-setuptools python3-numpy python3-pytest) # python/ and its tests
 [ "${1:-}" = "--datasets" ] && packages+=(dataset-fashion-mnist)
 missing=()

@@ -17,6 +17,7 @@ static const struct {
     {"inspect", cmd_inspect, "tell what a data file is and what it holds: PATH [-n N]"},
     {"train", cmd_train, "train a net: -solver S [-weights W] [-snapshot STATE] [-iterations N]"},
     {"features", cmd_features, "extract blobs per sample: -model NET -weights W -features B -output DIR"},
+    {"plot", cmd_plot, "draw loss and accuracy from a metrics file: METRICS.jsonl -o curve.svg"},
     {"test", cmd_test, "score a model: -model NET -weights W -iterations N"},
     {"time", cmd_time, "benchmark forward/backward per layer: -model NET -iterations N"},
 };

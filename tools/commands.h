@@ -12,5 +12,6 @@ int cmd_test(int argc, char **argv);
 int cmd_time(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif
