@@ -52,6 +52,13 @@ for np in 2 4; do
 done
 expect_error "-output refuses to overwrite" "already exists" "$CAFFEGRID" test -model "$ref/lenet_train_test.prototxt" \
   -weights "$ref/lenet_iter_10000.caffemodel" -iterations 1 -output scores2.txt
+# interleaved validation in distributed training: each rank scores its share of the test set, metrics averaged
+ln -s mnist_lmdb mnist_train_lmdb
+printf 'net: "%s"\ntest_iter: 100\ntest_interval: 10\nbase_lr: 0\nlr_policy: "fixed"\nmax_iter: 1\nsnapshot_prefix: "val"\nrandom_seed: 3\n' \
+  "$ref/lenet_train_test.prototxt" > val_solver.prototxt
+out=$(mpirun -np 2 "$CAFFEGRID" train -solver val_solver.prototxt -weights "$ref/lenet_iter_10000.caffemodel" 2>&1)
+check "2-rank validation during training: Caffe's accuracy" grep -q "Test net output #0: accuracy = 0.9905$" <<<"$out"
+check "validation rounds in the metrics file" grep -q '"type":"test","iter":0,"net":0,"accuracy":0.99' val_metrics.jsonl
 # CaffeOnSpark's form: -test -conf SOLVER -model WEIGHTS (the solver names the net; test_iter is the default)
 printf 'net: "%s"\ntest_iter: 100\nbase_lr: 0.01\nlr_policy: "fixed"\n' "$ref/lenet_train_test.prototxt" > cos_solver.prototxt
 out=$("$CAFFEGRID" -test -conf cos_solver.prototxt -model "$ref/lenet_iter_10000.caffemodel" -output cos.txt 2>&1)

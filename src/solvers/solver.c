@@ -39,7 +39,9 @@ static char *resolve_path(const cg_solver *s, const char *path) {
 static int build_net(cg_solver *s, const char *path, const Caffe__NetParameter *inline_param,
                      const Caffe__NetState *state, int phase, uint64_t seed, cg_net **out) {
   const char *stages[32];
-  cg_net_options o = {.phase = phase, .seed = seed, .rank = s->opt.rank, .world_size = s->opt.world_size};
+  /* test nets read each rank's share of the test set in order, nothing left out */
+  cg_net_options o = {.phase = phase, .seed = seed, .rank = s->opt.rank, .world_size = s->opt.world_size,
+                      .exact_pass = phase == 1};
   if (state) {
     o.level = state->level;
     for (size_t i = 0; i < state->n_stage && i < 32; i++) stages[o.num_stages++] = state->stage[i];
@@ -217,7 +219,9 @@ int cg_solver_test_all(cg_solver *s) {
     for (int j = 0; j < outputs; j++) total += cg_net_output(net, j)->count;
     double *scores = calloc(total + 1, sizeof(double));
     double loss = 0;
-    int iters = s->param->test_iter[t];
+    /* with W ranks each scores its own share: test_iter / W batches, then the means are averaged */
+    int world = s->dp ? s->opt.world_size : 1;
+    int iters = (s->param->test_iter[t] + world - 1) / world;
     for (int i = 0; i < iters; i++) {
       float iter_loss;
       int rc = cg_net_forward(net, &iter_loss);
@@ -232,7 +236,22 @@ int cg_solver_test_all(cg_solver *s) {
         for (size_t k = 0; k < b->count; k++) scores[idx++] += b->data[k];
       }
     }
-    if (s->param->test_compute_loss) CG_LOG_INFO("Test loss: %g", loss / iters);
+    for (size_t k = 0; k < total; k++) scores[k] /= iters;
+    loss /= iters;
+    if (s->dp) {
+      float *sums = calloc(total + 2, sizeof(float));
+      for (size_t k = 0; k < total; k++) sums[k] = (float)scores[k];
+      sums[total] = (float)loss;
+      int rc = cg_comm_allreduce_sum(s->opt.comm, sums, total + 1);
+      for (size_t k = 0; k < total; k++) scores[k] = sums[k] / (float)world;
+      loss = sums[total] / (float)world;
+      free(sums);
+      if (rc) {
+        free(scores);
+        return rc;
+      }
+    }
+    if (s->param->test_compute_loss) CG_LOG_INFO("Test loss: %g", loss);
     char json[4096];
     int used = snprintf(json, sizeof json, "{\"type\":\"test\",\"iter\":%d,\"net\":%d", s->iter, t);
     size_t idx = 0;
@@ -241,7 +260,7 @@ int cg_solver_test_all(cg_solver *s) {
       cg_blob *b = cg_net_output(net, j);
       float weight = cg_net_output_loss_weight(net, j);
       for (size_t k = 0; k < b->count; k++, idx++) {
-        double mean = scores[idx] / iters;
+        double mean = scores[idx];
         int o = (int)idx;
         if (weight != 0)
           CG_LOG_INFO("    Test net output #%d: %s = %g (* %g = %g loss)", o, b->name, mean, weight, weight * mean);
@@ -392,8 +411,7 @@ int cg_solver_step(cg_solver *s, int iters) {
       comm0 = s->dp ? cg_dp_exposed_comm_seconds(s->dp) : 0;
     }
     cg_net_clear_param_diffs(s->net);
-    if (p->test_interval && s->iter % p->test_interval == 0 && (s->iter > 0 || p->test_initialization) &&
-        s->opt.rank == 0) {
+    if (p->test_interval && s->iter % p->test_interval == 0 && (s->iter > 0 || p->test_initialization)) {
       int rc = cg_solver_test_all(s);
       if (rc) return rc;
     }
@@ -463,7 +481,7 @@ int cg_solver_solve(cg_solver *s) {
     if (rc) return rc;
     CG_LOG_INFO("Iteration %d, loss = %g", s->iter, loss);
   }
-  if (p->test_interval && s->iter % p->test_interval == 0 && s->opt.rank == 0) rc = cg_solver_test_all(s);
+  if (p->test_interval && s->iter % p->test_interval == 0) rc = cg_solver_test_all(s); /* every rank scores its share */
   if (!rc && s->opt.final_model && s->opt.rank == 0) {
     rc = cg_net_save_weights(s->net, s->opt.final_model);
     if (!rc) CG_LOG_INFO("Final model written to %s", s->opt.final_model);
