@@ -13,15 +13,29 @@ extern "C" {
 typedef struct cg_comm cg_comm;
 
 /* The communicator for this process: MPI when started by mpirun/srun (detected
- * from the launcher's environment), else a local one of size 1. argc/argv may be NULL. */
+ * from the launcher's environment); a TCP ring when CAFFEGRID_PEERS lists
+ * host:port of every rank and CAFFEGRID_RANK says which one this is (optional
+ * CAFFEGRID_PEER_TIMEOUT seconds); else a local one of size 1. argc/argv may be NULL. */
 int cg_comm_create_auto(int *argc, char ***argv, cg_comm **out);
 /* A communicator of one process. */
 cg_comm *cg_comm_local(void);
 void cg_comm_free(cg_comm *c); /* finalizes MPI when it started it; NULL is a no-op */
 
+/* TCP communicator for workers no MPI launcher started (Spark tasks): listen
+ * first, publish host:port through the host program (e.g. Spark's barrier
+ * allGather), then connect with everyone's address, in rank order. A peer silent
+ * for timeout_s seconds (0: 60) is reported as lost. */
+typedef struct cg_tcp_listener cg_tcp_listener;
+int cg_comm_tcp_listen(const char *bind_host, cg_tcp_listener **out); /* bind_host NULL: any address */
+int cg_comm_tcp_listen_port(int port, cg_tcp_listener **out); /* a chosen port, any address */
+int cg_comm_tcp_port(const cg_tcp_listener *l);
+int cg_comm_tcp_connect(cg_tcp_listener *l, int rank, int size, const char *const *addresses, double timeout_s,
+                        cg_comm **out);
+void cg_comm_tcp_listener_free(cg_tcp_listener *l);
+
 int cg_comm_rank(const cg_comm *c);
 int cg_comm_size(const cg_comm *c);
-const char *cg_comm_backend(const cg_comm *c); /* "local" or "mpi" */
+const char *cg_comm_backend(const cg_comm *c); /* "local", "mpi" or "tcp" */
 
 /* In-place sum over all ranks. Blocking; every rank must call it with the same n. */
 int cg_comm_allreduce_sum(cg_comm *c, float *data, size_t n);

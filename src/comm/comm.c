@@ -1,11 +1,36 @@
 /* The communicator front: backend choice and dispatch. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "caffegrid/error.h"
 #include "comm/comm_impl.h"
 
+/* CAFFEGRID_PEERS=host:port,host:port,... and CAFFEGRID_RANK=r: a TCP ring among
+ * processes started by anything (a job script, Spark); rank r listens on its own entry's port. */
+static int tcp_from_environment(const char *peers, cg_comm **out) {
+  const char *rank_text = getenv("CAFFEGRID_RANK");
+  if (!rank_text) return cg_error(CG_ERR_INVALID, "CAFFEGRID_PEERS is set but CAFFEGRID_RANK is not");
+  char *copy = strdup(peers), *addresses[4096];
+  int size = 0;
+  for (char *save, *a = strtok_r(copy, ",", &save); a && size < 4096; a = strtok_r(NULL, ",", &save)) addresses[size++] = a;
+  int rank = atoi(rank_text), rc = CG_OK;
+  if (rank < 0 || rank >= size) rc = cg_error(CG_ERR_INVALID, "CAFFEGRID_RANK=%s but CAFFEGRID_PEERS lists %d peers", rank_text, size);
+  cg_tcp_listener *l = NULL;
+  if (!rc) {
+    const char *colon = strrchr(addresses[rank], ':');
+    rc = cg_comm_tcp_listen_port(colon ? atoi(colon + 1) : 0, &l);
+  }
+  const char *timeout = getenv("CAFFEGRID_PEER_TIMEOUT");
+  if (!rc) rc = cg_comm_tcp_connect(l, rank, size, (const char *const *)addresses, timeout ? atof(timeout) : 0, out);
+  cg_comm_tcp_listener_free(l);
+  free(copy);
+  return rc;
+}
+
 int cg_comm_create_auto(int *argc, char ***argv, cg_comm **out) {
   if (cg_comm_mpi_launched()) return cg_comm_mpi_create(argc, argv, out);
+  const char *peers = getenv("CAFFEGRID_PEERS");
+  if (peers && peers[0]) return tcp_from_environment(peers, out);
   *out = cg_comm_local();
   return *out ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
 }
