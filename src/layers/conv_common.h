@@ -28,6 +28,12 @@ typedef struct cg_conv_state {
   int kernel_dim;               /* im_channels / group * kernel_h * kernel_w */
   float *col;                   /* [kernel_dim * group, col_h * col_w] */
   size_t col_capacity;
+  /* Convolution's batched path: `batch` images side by side per gemm */
+  int batch;                    /* images per chunk (1: gemm straight into the blobs) */
+  float *bcol;                  /* [kernel_dim * group, batch * col spatial] */
+  size_t bcol_capacity;
+  float *btop;                  /* [col_channels, batch * col spatial]: the top (diff) of a chunk */
+  size_t btop_capacity;
 } cg_conv_state;
 
 /* Parses convolution_param, checks it against bottom[0], declares the weight
@@ -38,6 +44,8 @@ int cg_conv_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top, bool
 int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top);
 void cg_conv_destroy(cg_layer *l);
 
+/* The per-image kernels below are what Deconvolution runs and the reference the
+ * batched Convolution path (conv.c) is tested against. */
 /* One image: col_out[col_channels, col spatial] = W * im2col(im). */
 void cg_conv_im_to_col_side(cg_conv_state *s, const float *im, const float *weight, float *col_out);
 /* One image: im[im_channels, im spatial] = col2im(W^T * col_in) (overwrites im). */
@@ -48,5 +56,15 @@ void cg_conv_weight_grad(cg_conv_state *s, const float *im, const float *col_in,
 void cg_conv_add_bias(int channels, int spatial, const float *bias, float *out);
 /* One image of the top: bias_diff[c] += sum over spatial of top_diff[c, spatial], in a fixed order. */
 void cg_conv_bias_grad(int channels, int spatial, const float *top_diff, float *bias_diff);
+
+/* Convolution's batched path over images [n0, n0 + nb) (nb <= s->batch):
+ * forward writes top = W * im2col(bottom) + bias; backward adds the weight
+ * gradient and, when bottom_diff is not NULL, overwrites the bottom gradient.
+ * The column buffers of several images lie side by side so one gemm per group
+ * covers the chunk; the weight gradient is one gemm over nb * spatial columns. */
+void cg_conv_forward_batch(cg_conv_state *s, const float *bottom, const float *weight, const float *bias, float *top,
+                           int nb);
+void cg_conv_backward_batch(cg_conv_state *s, const float *bottom, const float *top_diff, const float *weight,
+                            float *weight_diff, float *bottom_diff, int nb);
 
 #endif

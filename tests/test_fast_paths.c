@@ -1,0 +1,146 @@
+/* Fast kernels against the naive reference kernels kept beside them, on random
+ * data with odd shapes: im2col/col2im with row strides against cg_im2col/cg_col2im
+ * (bit-identical), and Convolution's batched path (several images per gemm,
+ * chunked, with remainders) against the per-image kernels Deconvolution uses. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/layer.h"
+#include "layers/conv_common.h"
+#include "math/math.h"
+#include "proto/text_format.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float rnd(void) { /* uniform in [-1, 1) */
+  rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+  return (float)((rng_state >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+}
+
+static void fill(float *v, size_t n) {
+  for (size_t i = 0; i < n; i++) v[i] = rnd();
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+  return m;
+}
+
+/* channels, height, width, kernel h/w, pad h/w, stride h/w, dilation h/w */
+typedef struct geom {
+  int c, h, w, kh, kw, ph, pw, sh, sw, dh, dw;
+} geom;
+
+static const geom geoms[] = {
+    {3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},   {2, 11, 5, 5, 3, 2, 0, 1, 2, 1, 1}, {1, 13, 13, 11, 11, 0, 0, 4, 4, 1, 1},
+    {4, 6, 7, 3, 2, 2, 3, 2, 3, 2, 1},   {5, 5, 5, 1, 1, 0, 0, 1, 1, 1, 1},  {2, 9, 10, 2, 4, 0, 1, 3, 1, 1, 3},
+    {3, 4, 4, 5, 5, 2, 2, 1, 1, 1, 1},   {1, 1, 17, 1, 3, 0, 1, 1, 2, 1, 1},
+};
+
+static void test_im2col_col2im(void) {
+  for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++) {
+    const geom *g = &geoms[t];
+    int oh = (g->h + 2 * g->ph - (g->dh * (g->kh - 1) + 1)) / g->sh + 1;
+    int ow = (g->w + 2 * g->pw - (g->dw * (g->kw - 1) + 1)) / g->sw + 1;
+    size_t rows = (size_t)g->c * g->kh * g->kw, n = (size_t)oh * ow, ld = n + 5, im_n = (size_t)g->c * g->h * g->w;
+    float *im = malloc(im_n * sizeof *im), *ref = malloc(rows * n * sizeof *ref);
+    float *fast = malloc(rows * ld * sizeof *fast);
+    fill(im, im_n);
+    cg_im2col(im, g->c, g->h, g->w, g->kh, g->kw, g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, ref);
+    for (size_t i = 0; i < rows * ld; i++) fast[i] = NAN; /* the gaps must stay untouched */
+    cg_im2col_ld(im, g->c, g->h, g->w, g->kh, g->kw, g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, fast, ld);
+    bool same = true, gaps = true;
+    for (size_t r = 0; r < rows; r++) {
+      same = same && memcmp(ref + r * n, fast + r * ld, n * sizeof(float)) == 0;
+      for (size_t j = n; j < ld; j++) gaps = gaps && isnan(fast[r * ld + j]);
+    }
+    CHECK_MSG(same, "geometry %zu: cg_im2col_ld differs from cg_im2col", t);
+    CHECK_MSG(gaps, "geometry %zu: cg_im2col_ld wrote past its rows", t);
+    /* col2im: accumulate into the same random image, bit-identical */
+    fill(fast, rows * ld);
+    for (size_t r = 0; r < rows; r++) memcpy(ref + r * n, fast + r * ld, n * sizeof(float));
+    float *im_ref = malloc(im_n * sizeof *im_ref), *im_fast = malloc(im_n * sizeof *im_fast);
+    fill(im_ref, im_n);
+    memcpy(im_fast, im_ref, im_n * sizeof(float));
+    cg_col2im(ref, g->c, g->h, g->w, g->kh, g->kw, g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, im_ref);
+    cg_col2im_ld(fast, ld, g->c, g->h, g->w, g->kh, g->kw, g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, im_fast);
+    CHECK_MSG(memcmp(im_ref, im_fast, im_n * sizeof(float)) == 0, "geometry %zu: cg_col2im_ld differs by %g", t,
+              max_abs_diff(im_ref, im_fast, im_n));
+    free(im), free(ref), free(fast), free(im_ref), free(im_fast);
+  }
+}
+
+/* The batched Convolution layer, chunked `batch` images at a time, against the
+ * per-image reference kernels (cg_conv_im_to_col_side etc.) on the same state. */
+static void check_conv_batched(const geom *g, int num, int num_output, int group, int batch) {
+  char text[512], shape[64];
+  snprintf(text, sizeof text,
+           "name: \"c\" type: \"Convolution\" convolution_param { num_output: %d group: %d kernel_h: %d kernel_w: %d "
+           "pad_h: %d pad_w: %d stride_h: %d stride_w: %d dilation: %d dilation: %d }",
+           num_output, group, g->kh, g->kw, g->ph, g->pw, g->sh, g->sw, g->dh, g->dw);
+  snprintf(shape, sizeof shape, "%d %d %d %d", num, g->c * group, g->h, g->w);
+  int dims[4] = {num, g->c * group, g->h, g->w};
+  cg_blob *bottom = cg_blob_create("bottom"), *top = cg_blob_create("top");
+  cg_blob_reshape(bottom, 4, dims);
+  ProtobufCMessage *msg = NULL;
+  cg_layer l;
+  memset(&l, 0, sizeof l);
+  int rc = cg_text_parse(&caffe__layer_parameter__descriptor, text, strlen(text), "test", &msg);
+  if (!rc) rc = cg_layer_instantiate(&l, (Caffe__LayerParameter *)msg, CG_TRAIN, &bottom, 1, &top, 1, 42);
+  CHECK_MSG(rc == 0, "%s on %s: %s", text, shape, cg_error_message());
+  if (rc) goto done;
+  cg_conv_state *s = l.priv;
+  if (batch < s->batch) s->batch = batch; /* force chunks (and a remainder) on small shapes */
+  fill(bottom->data, bottom->count);
+  fill(l.params[0]->data, l.params[0]->count);
+  fill(l.params[1]->data, l.params[1]->count);
+  fill(top->diff, top->count);
+  size_t top_dim = top->count / num, bottom_dim = bottom->count / num, wn = l.params[0]->count;
+  size_t spatial = (size_t)s->col_h * s->col_w;
+  float *want_top = malloc(top->count * sizeof(float)), *want_bd = malloc(bottom->count * sizeof(float));
+  float *want_wd = calloc(wn, sizeof(float)), *want_bias = calloc(num_output, sizeof(float));
+  for (int n = 0; n < num; n++) {
+    cg_conv_im_to_col_side(s, bottom->data + n * bottom_dim, l.params[0]->data, want_top + n * top_dim);
+    cg_conv_add_bias(num_output, (int)spatial, l.params[1]->data, want_top + n * top_dim);
+    cg_conv_bias_grad(num_output, (int)spatial, top->diff + n * top_dim, want_bias);
+    cg_conv_weight_grad(s, bottom->data + n * bottom_dim, top->diff + n * top_dim, want_wd);
+    cg_conv_col_side_to_im(s, top->diff + n * top_dim, l.params[0]->data, want_bd + n * bottom_dim);
+  }
+  CHECK_EQ_INT(l.ops->forward(&l, &bottom, &top), 0);
+  memset(l.params[0]->diff, 0, wn * sizeof(float));
+  memset(l.params[1]->diff, 0, num_output * sizeof(float));
+  bool prop = true;
+  l.ops->backward(&l, &top, &prop, &bottom);
+  double dt = max_abs_diff(want_top, top->data, top->count), db = max_abs_diff(want_bd, bottom->diff, bottom->count);
+  double dw = max_abs_diff(want_wd, l.params[0]->diff, wn);
+  CHECK_MSG(dt < 1e-4, "%s on %s, batch %d: top differs by %g", text, shape, batch, dt);
+  CHECK_MSG(db < 1e-4, "%s on %s, batch %d: bottom diff differs by %g", text, shape, batch, db);
+  CHECK_MSG(dw < 1e-3, "%s on %s, batch %d: weight diff differs by %g", text, shape, batch, dw);
+  CHECK_MSG(memcmp(want_bias, l.params[1]->diff, num_output * sizeof(float)) == 0,
+            "%s on %s, batch %d: bias diff differs", text, shape, batch);
+  free(want_top), free(want_bd), free(want_wd), free(want_bias);
+done:
+  if (l.ops) cg_layer_destroy(&l);
+  if (msg) protobuf_c_message_free_unpacked(msg, NULL);
+  cg_blob_free(bottom);
+  cg_blob_free(top);
+}
+
+static void test_conv_batched(void) {
+  static const int batches[] = {1, 2, 3, 100};
+  for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++)
+    for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+      check_conv_batched(&geoms[t], 7, 5, 1, batches[b]);
+      check_conv_batched(&geoms[t], 5, 6, 3, batches[b]);
+    }
+}
+
+int main(void) {
+  test_im2col_col2im();
+  test_conv_batched();
+  return CHECK_REPORT();
+}
