@@ -33,6 +33,12 @@ for s in tests/cli_*.sh; do
   [ -f "$s" ] || continue
   run_one "$(basename "$s")" bash "$s"
 done
+# the Python API (python/), built from this tree, when python3 has what building and pytest need
+if python3 -c 'import numpy, pytest, setuptools' 2>/dev/null; then
+  run_one python_api bash tests/python/run.sh
+else
+  echo "python_api: skipped (python3 lacks numpy, pytest or setuptools: pip install numpy pytest setuptools)"
+fi
 [ ${#broken[@]} -eq 0 ] || echo "failing: ${broken[*]}"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ] && [ ${#broken[@]} -eq 0 ]

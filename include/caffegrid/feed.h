@@ -1,0 +1,33 @@
+/* caffegrid feeding: hand arrays the host program owns (Python, Spark) to a
+ * net's MemoryData layers, without copying them. */
+#ifndef CAFFEGRID_FEED_H
+#define CAFFEGRID_FEED_H
+
+#include "caffegrid/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a MemoryData layer takes: batch_size and the shape of one sample. */
+typedef struct cg_feed_shape {
+  int batch, channels, height, width;
+} cg_feed_shape;
+
+/* The index of the MemoryData layer named `layer` (NULL: the net's first
+ * MemoryData layer), or a negative error: CG_ERR_NOT_FOUND when there is no such
+ * layer, CG_ERR_INVALID when the named layer is not a MemoryData layer. */
+int cg_net_feed_layer(const cg_net *net, const char *layer);
+/* The shape that layer expects. */
+int cg_net_feed_shape(const cg_net *net, const char *layer, cg_feed_shape *shape);
+/* Hands the layer n samples: `data` is n*channels*height*width floats in
+ * N x C x H x W order, `labels` n floats (NULL: labels read as 0). n must be a
+ * positive multiple of batch_size; forward passes cycle through them in order.
+ * Both arrays are BORROWED: they must stay valid and unmoved until the next feed
+ * of this layer or until the net is freed. */
+int cg_net_feed(cg_net *net, const char *layer, const float *data, const float *labels, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,51 @@
+/* Shared declarations of the _caffegrid extension: the two handle types over the
+ * C library (nets and solvers), error raising, and the OpenMP thread setting. */
+#ifndef CAFFEGRID_PY_EXT_H
+#define CAFFEGRID_PY_EXT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL caffegrid_ARRAY_API
+#ifndef CGPY_IMPORT_ARRAY
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include "caffegrid/net.h"
+#include "caffegrid/solver.h"
+
+/* A cg_net, owned (owner == NULL) or borrowed from a SolverHandle (owner keeps it alive). */
+typedef struct {
+  PyObject_HEAD
+  cg_net *net;
+  PyObject *owner; /* the SolverHandle the net belongs to, or NULL */
+  PyObject *fed;   /* dict: layer index -> (data, labels) arrays the net reads; shared with the owner */
+  int *busy;       /* set while the net runs without the GIL; the owner's flag when borrowed */
+  int own_busy;
+} NetHandle;
+
+typedef struct {
+  PyObject_HEAD
+  cg_solver *solver;
+  PyObject *fed; /* list: one dict per net (train net, then test nets), kept as long as the solver */
+  int busy;
+} SolverHandle;
+
+extern PyTypeObject NetHandle_Type;
+extern PyTypeObject SolverHandle_Type;
+
+/* Raises the caffegrid exception for status `code` with the C library's message; returns NULL. */
+PyObject *cgpy_raise_status(int code);
+/* Raises a caffegrid exception class by name (e.g. "DTypeError") with a formatted message; returns NULL. */
+PyObject *cgpy_raise(const char *class_name, const char *fmt, ...);
+/* Marks *busy for a call that releases the GIL; raises BusyError (returns -1) when already set. */
+int cgpy_enter(int *busy, const char *what);
+/* Sets this thread's OpenMP thread count as the CLI does, before running C code. */
+void cgpy_prepare_threads(void);
+
+/* A NetHandle over a solver's net (borrowed; keeps `owner` alive). */
+PyObject *cgpy_net_borrowed(cg_net *net, PyObject *owner, PyObject *fed, int *busy);
+
+#endif

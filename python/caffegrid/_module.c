@@ -1,0 +1,154 @@
+/* The _caffegrid module: its functions, caffegrid exceptions raised with the C
+ * library's messages (classes from caffegrid/_errors.py), and the CLI's OpenMP
+ * default (one thread per call unless OMP_NUM_THREADS is set). */
+#define CGPY_IMPORT_ARRAY
+#include "_ext.h"
+
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caffegrid/error.h"
+#include "caffegrid/log.h"
+
+static PyObject *errors_module; /* caffegrid._errors, for the exception classes */
+static int omp_threads;         /* > 0: set on the calling thread before each C call */
+
+static PyObject *error_class(const char *name) {
+  PyObject *cls = PyObject_GetAttrString(errors_module, name);
+  if (!cls) {
+    PyErr_Clear();
+    cls = PyObject_GetAttrString(errors_module, "Error");
+  }
+  return cls;
+}
+
+/* Raises an instance of `cls` carrying `message` (decoded leniently: paths may hold any bytes). */
+static PyObject *raise_with(PyObject *cls, const char *message, int code) {
+  PyObject *text = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
+  PyObject *exc = text ? PyObject_CallOneArg(cls, text) : NULL;
+  Py_XDECREF(text);
+  if (exc && code) { /* the class's own code unless the C library said something more precise */
+    PyObject *value = PyLong_FromLong(code);
+    if (!value || PyObject_SetAttrString(exc, "code", value) < 0) Py_CLEAR(exc);
+    Py_XDECREF(value);
+  }
+  if (exc) {
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+  }
+  return NULL;
+}
+
+PyObject *cgpy_raise_status(int code) {
+  const char *message = cg_error_message();
+  if (!message || !*message) message = cg_status_name(code);
+  PyObject *table = PyObject_GetAttrString(errors_module, "BY_CODE");
+  PyObject *key = PyLong_FromLong(code);
+  PyObject *cls = table && key ? PyDict_GetItemWithError(table, key) : NULL;
+  Py_XINCREF(cls);
+  Py_XDECREF(table);
+  Py_XDECREF(key);
+  PyErr_Clear();
+  if (!cls) cls = error_class("Error");
+  if (!cls) return NULL;
+  raise_with(cls, message, code);
+  Py_DECREF(cls);
+  return NULL;
+}
+
+PyObject *cgpy_raise(const char *class_name, const char *fmt, ...) {
+  char message[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  PyObject *cls = error_class(class_name);
+  if (!cls) return NULL;
+  raise_with(cls, message, 0);
+  Py_DECREF(cls);
+  return NULL;
+}
+
+int cgpy_enter(int *busy, const char *what) {
+  if (*busy) {
+    cgpy_raise("BusyError", "%s: this net or solver is running in another thread; wait for that call to return", what);
+    return -1;
+  }
+  *busy = 1;
+  return 0;
+}
+
+void cgpy_prepare_threads(void) {
+  if (omp_threads > 0) omp_set_num_threads(omp_threads);
+}
+
+static PyObject *status_codes(PyObject *self, PyObject *noargs) {
+  (void)self, (void)noargs;
+  return Py_BuildValue("("
+#define CG_STATUS_FORMAT(name, value, text) "(sis)"
+                       CG_STATUS_LIST(CG_STATUS_FORMAT)
+#undef CG_STATUS_FORMAT
+                       ")"
+#define CG_STATUS_ARGS(name, value, text) , #name, value, text
+                       CG_STATUS_LIST(CG_STATUS_ARGS)
+#undef CG_STATUS_ARGS
+  );
+}
+
+static PyObject *set_log_quiet(PyObject *self, PyObject *arg) {
+  (void)self;
+  int quiet = PyObject_IsTrue(arg);
+  if (quiet < 0) return NULL;
+  cg_log_set_quiet(quiet);
+  Py_RETURN_NONE;
+}
+
+static PyObject *set_num_threads(PyObject *self, PyObject *arg) {
+  (void)self;
+  long n = PyLong_AsLong(arg);
+  if (n == -1 && PyErr_Occurred()) return NULL;
+  if (n < 1 || n > 4096) return cgpy_raise("InvalidArgumentError", "set_num_threads: %ld is not a thread count (1 or more)", n);
+  omp_threads = (int)n;
+  Py_RETURN_NONE;
+}
+
+static PyObject *get_num_threads(PyObject *self, PyObject *noargs) {
+  (void)self, (void)noargs;
+  cgpy_prepare_threads();
+  return PyLong_FromLong(omp_get_max_threads());
+}
+
+static PyMethodDef module_methods[] = {
+    {"status_codes", status_codes, METH_NOARGS, "status_codes() -> tuple of (name, value, text): the C library's status list."},
+    {"set_log_quiet", set_log_quiet, METH_O, "set_log_quiet(quiet) -> None: silence the library's INFO log lines."},
+    {"set_num_threads", set_num_threads, METH_O, "set_num_threads(n) -> None: OpenMP threads for caffegrid's own loops."},
+    {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int: OpenMP threads caffegrid's loops use."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_caffegrid", "Low-level handles over the caffegrid C library (use the caffegrid package).",
+    -1, module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__caffegrid(void) {
+  import_array();
+  errors_module = PyImport_ImportModule("caffegrid._errors");
+  if (!errors_module) return NULL;
+  /* as tools/caffegrid.c: OpenBLAS already fills the cores, so our loops run on one thread */
+  if (!getenv("OMP_NUM_THREADS")) omp_threads = 1;
+  if (PyType_Ready(&NetHandle_Type) < 0 || PyType_Ready(&SolverHandle_Type) < 0) return NULL;
+  PyObject *m = PyModule_Create(&module_def);
+  if (!m) return NULL;
+  Py_INCREF(&NetHandle_Type);
+  Py_INCREF(&SolverHandle_Type);
+  if (PyModule_AddObject(m, "NetHandle", (PyObject *)&NetHandle_Type) < 0 ||
+      PyModule_AddObject(m, "SolverHandle", (PyObject *)&SolverHandle_Type) < 0) {
+    Py_DECREF(m);
+    return NULL;
+  }
+  return m;
+}

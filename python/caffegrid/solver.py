@@ -1,0 +1,94 @@
+"""caffegrid.Solver: a solver.prototxt run from Python, as pycaffe's solvers —
+the train net, the test nets, step/solve, snapshots and resume, over the C
+library's solver (the same code `caffegrid train` runs)."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from . import _caffegrid
+from .net import TEST, TRAIN, Net, PathLike
+
+
+class Solver:
+    """A solver built from a solver prototxt: its train net, its test nets and its
+    update rule (``type:`` SGD, Nesterov, AdaGrad, RMSProp, AdaDelta or Adam).
+
+    >>> solver = caffegrid.Solver("lenet_solver.prototxt")
+    >>> solver.net.feed("data", images, labels)      # when the net has MemoryData layers
+    >>> solver.step(100)
+    >>> solver.net.params["conv1"][0].data           # the weights being trained (a view)
+
+    Training from Python gives bit-identical weights to ``caffegrid train`` with
+    the same files and ``random_seed``. Relative net paths are tried in the
+    working directory, then beside the solver file; data sources in the net are
+    relative to the working directory, as in Caffe.
+
+    ``net`` and ``test_nets`` are views of the solver's own nets: they (and
+    every array taken from them) keep the solver alive. step, solve, snapshot
+    and restore release the GIL; calls must not overlap across threads.
+    """
+
+    def __init__(self, solver_prototxt: PathLike):
+        self._h = _caffegrid.SolverHandle(solver_prototxt)
+        self._net: Optional[Net] = None
+        self._test_nets: Optional[List[Net]] = None
+
+    @property
+    def net(self) -> Net:
+        """The train net (phase TRAIN)."""
+        if self._net is None:
+            self._net = Net._borrow(self._h.net(-1), self, TRAIN)
+        return self._net
+
+    @property
+    def test_nets(self) -> List[Net]:
+        """The test nets (phase TEST), in the solver's order."""
+        if self._test_nets is None:
+            self._test_nets = [Net._borrow(self._h.net(i), self, TEST) for i in range(self._h.num_test_nets)]
+        return list(self._test_nets)
+
+    @property
+    def iter(self) -> int:
+        """Iterations done so far."""
+        return self._h.iter
+
+    def step(self, iters: int) -> None:
+        """Runs ``iters`` training iterations, testing and snapshotting as the
+        solver's test_interval and snapshot say."""
+        self._h.step(int(iters))
+
+    def solve(self, resume_file: Optional[PathLike] = None) -> None:
+        """Trains to max_iter (resuming from a ``.solverstate`` first when given),
+        then the final snapshot and test, as Caffe's Solve."""
+        if resume_file is not None:
+            self.restore(resume_file)
+        self._h.solve()
+
+    def snapshot(self) -> None:
+        """Writes PREFIX_iter_N.caffemodel and .solverstate now."""
+        self._h.snapshot()
+
+    def restore(self, solverstate: PathLike) -> None:
+        """Resumes from a ``.solverstate``: weights, solver history and iteration."""
+        self._h.restore(solverstate)
+
+    def copy_from(self, weights: str) -> None:
+        """Fine-tuning: copies weights from one or more comma-separated ``.caffemodel`` files
+        into the train and test nets."""
+        self._h.load_weights(weights)
+
+    def test(self) -> List[Dict[str, float]]:
+        """Runs every test net for its test_iter batches with the current weights;
+        returns, per test net, ``{output name: mean over the batches}``."""
+        self._h.test_all()
+        return [{name: self._h.last_test_score(i, name) for name in net.outputs}
+                for i, net in enumerate(self.test_nets)]
+
+    def __repr__(self) -> str:
+        return f"<caffegrid.Solver at iteration {self.iter}: net {self.net.name!r}, {len(self.test_nets)} test net(s)>"
+
+
+def get_solver(solver_prototxt: PathLike) -> Solver:
+    """pycaffe's ``caffe.get_solver``: the solver the prototxt's ``type:`` names."""
+    return Solver(solver_prototxt)

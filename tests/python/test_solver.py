@@ -1,0 +1,72 @@
+# Training from Python is training by the CLI: 200 iterations of LeNet with the
+# same solver and seed give byte-identical .caffemodel and .solverstate files;
+# step() in pieces and snapshot/restore resume exactly.
+import subprocess
+
+import numpy as np
+
+import caffegrid
+from conftest import EXAMPLE_NET, write_solver
+
+
+def training_dir(path, db):
+    """A working directory with the example LeNet reading MNIST t10k for both phases."""
+    path.mkdir()
+    (path / "fashion_mnist_train_lmdb").symlink_to(db)
+    (path / "fashion_mnist_test_lmdb").symlink_to(db)
+    (path / "snapshots").mkdir()
+    write_solver(path / "solver.prototxt", str(EXAMPLE_NET), max_iter=200, test_interval=100, test_iter=5,
+                 display=50)
+    return path
+
+
+def test_python_training_is_bit_identical_to_cli(tmp_path, monkeypatch, cli, mnist_test_lmdb):
+    by_cli = training_dir(tmp_path / "cli", mnist_test_lmdb)
+    subprocess.run([cli, "train", "-solver", "solver.prototxt"], cwd=by_cli, check=True, capture_output=True)
+    want = (by_cli / "snapshots" / "lenet_iter_200.caffemodel").read_bytes()
+
+    solved = training_dir(tmp_path / "solve", mnist_test_lmdb)
+    monkeypatch.chdir(solved)
+    solver = caffegrid.Solver("solver.prototxt")
+    solver.solve()
+    assert solver.iter == 200
+    assert (solved / "snapshots" / "lenet_iter_200.caffemodel").read_bytes() == want
+    assert (solved / "snapshots" / "lenet_iter_200.solverstate").read_bytes() == \
+        (by_cli / "snapshots" / "lenet_iter_200.solverstate").read_bytes()
+
+    solver.net.save("saved.caffemodel")  # what the snapshot wrote, through Net.save
+    assert (solved / "saved.caffemodel").read_bytes() == want
+
+
+def test_snapshot_and_restore_resume_exactly(tmp_path, monkeypatch, mnist_test_lmdb):
+    work = training_dir(tmp_path / "resume", mnist_test_lmdb)
+    monkeypatch.chdir(work)
+    first = caffegrid.Solver("solver.prototxt")
+    first.step(30)
+    first.snapshot()
+    assert (work / "snapshots" / "lenet_iter_30.caffemodel").exists()
+    second = caffegrid.Solver("solver.prototxt")
+    second.restore("snapshots/lenet_iter_30.solverstate")
+    assert second.iter == 30
+    for name, blobs in first.net.params.items():
+        for a, b in zip(blobs, second.net.params[name]):
+            assert np.array_equal(a.data, b.data)
+    first.step(20)
+    second.step(20)
+    straight = caffegrid.Solver("solver.prototxt")
+    straight.step(50)  # in one piece
+    for name, blobs in first.net.params.items():
+        for a, b, c in zip(blobs, second.net.params[name], straight.net.params[name]):
+            assert np.array_equal(a.data, b.data) and np.array_equal(a.data, c.data)
+
+
+def test_test_nets_and_scores(tmp_path, monkeypatch, mnist_test_lmdb):
+    work = training_dir(tmp_path / "scores", mnist_test_lmdb)
+    monkeypatch.chdir(work)
+    solver = caffegrid.Solver("solver.prototxt")
+    assert len(solver.test_nets) == 1 and solver.test_nets[0].phase == caffegrid.TEST
+    assert solver.net.phase == caffegrid.TRAIN and solver.net.outputs == ["loss"]
+    solver.step(60)
+    (scores,) = solver.test()
+    assert set(scores) == {"accuracy", "loss"} and 0.5 < scores["accuracy"] <= 1.0
+    assert solver.iter == 60
