@@ -7,6 +7,7 @@ packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libpr
   slurm-wlm munge liblinear-tools librsvg2-bin)
 packages+=(clang libclang-rt-14-dev valgrind) # fuzz/run.sh (libFuzzer) and fuzz/valgrind_train.sh
 packages+=(python3-dev python3-venv python3-pip python3-setuptools python3-numpy python3-pytest) # python/ and its tests
+packages+=(openjdk-17-jre-headless) # Spark (caffegrid.spark and tests/python/test_spark.py)
 [ "${1:-}" = "--datasets" ] && packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
@@ -18,3 +19,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"
 fi
 python3 -c 'import numpy, pytest, setuptools' 2>/dev/null || python3 -m pip install -q numpy pytest setuptools # a python3 other than Debian's (pyenv, venv)
+python3 -c 'import pyspark' 2>/dev/null || python3 -m pip install -q 'pyspark>=3.5' # caffegrid.spark and its test

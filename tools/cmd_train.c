@@ -63,6 +63,10 @@ int cmd_train(int argc, char **argv) {
       !cg_flag_int(flags, "bucket_mb", 4, &bucket_mb) || !cg_flag_int(flags, "check_every", 0, &check_every) ||
       !cg_flag_int(flags, "devices", 1, &devices))
     return 1;
+  if (iterations < 0) {
+    fprintf(stderr, "caffegrid train: -iterations must be positive, got %ld\n", iterations);
+    return 1;
+  }
   if (devices != 1) {
     fprintf(stderr, "caffegrid train: -devices %ld: this CPU build runs one device per process; start more ranks instead\n", devices);
     return 1;

@@ -203,6 +203,12 @@ static int decode_png(const uint8_t *bytes, size_t len, cg_color_mode mode, cons
     return cg_error(CG_ERR_CORRUPT, "%s: corrupt or truncated PNG: %s", name, reader.message);
   }
   png_set_read_fn(png, &reader, png_read_bytes);
+  /* libpng allocates what a text, ICC or palette-histogram chunk's length field says
+   * (2 GB for a 150-byte file) before reading it. We use none of them: skipped chunks
+   * are read through a small buffer, so a length past the end is "file is truncated". */
+  static const png_byte unused_chunks[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0pCAL\0sCAL\0hIST\0";
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, unused_chunks, (int)(sizeof unused_chunks / 5));
+  png_set_chunk_malloc_max(png, len + 8000000); /* other chunks; 8 MB (libpng's usual cap) on top */
   png_read_info(png, info);
   png_uint_32 w, h;
   int depth, ctype;

@@ -31,16 +31,21 @@ int cg_transform_init(cg_transform *t, const Caffe__TransformationParameter *p, 
     int rc = cg_read_binary(&caffe__blob_proto__descriptor, p->mean_file, &msg);
     if (rc) return cg_error_wrap(rc, "transform_param.mean_file: ");
     Caffe__BlobProto *bp = (Caffe__BlobProto *)msg;
-    int c = bp->channels, h = bp->height, w = bp->width;
+    int64_t c = bp->channels, h = bp->height, w = bp->width;
     if (bp->shape && bp->shape->n_dim >= 3) {
       size_t n = bp->shape->n_dim;
-      c = (int)bp->shape->dim[n - 3], h = (int)bp->shape->dim[n - 2], w = (int)bp->shape->dim[n - 1];
+      c = bp->shape->dim[n - 3], h = bp->shape->dim[n - 2], w = bp->shape->dim[n - 1];
     }
-    size_t count = (size_t)c * h * w;
-    if (c <= 0 || h <= 0 || w <= 0 || bp->n_data != count) {
+    /* each dimension fits an int and the product cannot wrap: (2^31)^3 < 2^93, so bound by n_data first */
+    bool dims_ok = c > 0 && h > 0 && w > 0 && c <= INT32_MAX && h <= INT32_MAX && w <= INT32_MAX;
+    size_t count = 0;
+    if (dims_ok && __builtin_mul_overflow((size_t)c, (size_t)h, &count)) dims_ok = false;
+    if (dims_ok && __builtin_mul_overflow(count, (size_t)w, &count)) dims_ok = false;
+    if (!dims_ok || bp->n_data != count) {
+      size_t n_data = bp->n_data;
       protobuf_c_message_free_unpacked(msg, NULL);
-      return cg_error(CG_ERR_CORRUPT, "mean file '%s': shape %dx%dx%d does not match its %zu values", p->mean_file, c,
-                      h, w, bp->n_data);
+      return cg_error(CG_ERR_CORRUPT, "mean file '%s': shape %lldx%lldx%lld does not match its %zu values", p->mean_file,
+                      (long long)c, (long long)h, (long long)w, n_data);
     }
     t->mean = malloc(count * sizeof(float));
     if (!t->mean) {
@@ -48,7 +53,7 @@ int cg_transform_init(cg_transform *t, const Caffe__TransformationParameter *p, 
       return cg_error(CG_ERR_NOMEM, "out of memory");
     }
     memcpy(t->mean, bp->data, count * sizeof(float));
-    t->mean_c = c, t->mean_h = h, t->mean_w = w;
+    t->mean_c = (int)c, t->mean_h = (int)h, t->mean_w = (int)w;
     protobuf_c_message_free_unpacked(msg, NULL);
   }
   return CG_OK;
@@ -70,6 +75,15 @@ void cg_transform_out_shape(const cg_transform *t, int channels, int height, int
   (void)channels;
   *out_h = t->crop_size ? t->crop_size : height;
   *out_w = t->crop_size ? t->crop_size : width;
+}
+
+/* c * h * w for a shape read from a record: 0 when a dimension is not positive,
+ * SIZE_MAX (which no buffer's length equals) when the product overflows. */
+static size_t chw_count(int c, int h, int w) {
+  size_t n;
+  if (c <= 0 || h <= 0 || w <= 0) return 0;
+  if (__builtin_mul_overflow((size_t)c, (size_t)h, &n) || __builtin_mul_overflow(n, (size_t)w, &n)) return SIZE_MAX;
+  return n;
 }
 
 static int set_floats(cg_pixels *px, const float *src, int c, int h, int w) {
@@ -120,7 +134,7 @@ static int load_datum(const cg_transform *t, const Caffe__Datum *d, cg_pixels *p
   }
   int c = d->channels, h = d->height, w = d->width;
   bool bytes = d->has_data && d->data.len > 0;
-  size_t count = (size_t)(c > 0 ? c : 0) * (size_t)(h > 0 ? h : 0) * (size_t)(w > 0 ? w : 0);
+  size_t count = chw_count(c, h, w);
   if (c <= 0 || h <= 0 || w <= 0 || (bytes ? d->data.len != count : d->n_float_data != count))
     return cg_error(CG_ERR_CORRUPT, "record %s: Datum says %dx%dx%d but holds %zu values", where, c, h, w,
                     bytes ? d->data.len : d->n_float_data);
@@ -151,8 +165,7 @@ int cg_transform_load(const cg_transform *t, const cg_record *rec, cg_pixels *px
       return finish_bytes(t, px, false, where);
     }
     case CG_RECORD_PIXELS: {
-      size_t count = (size_t)(rec->channels > 0 ? rec->channels : 0) * (size_t)(rec->height > 0 ? rec->height : 0) *
-                     (size_t)(rec->width > 0 ? rec->width : 0);
+      size_t count = chw_count(rec->channels, rec->height, rec->width);
       if (count == 0 || rec->num_bytes != count)
         return cg_error(CG_ERR_CORRUPT, "record %s: %dx%dx%d pixels but %zu bytes", where, rec->channels, rec->height,
                         rec->width, rec->num_bytes);
@@ -161,8 +174,7 @@ int cg_transform_load(const cg_transform *t, const cg_record *rec, cg_pixels *px
       return finish_bytes(t, px, t->color != CG_COLOR_NATIVE, where);
     }
     case CG_RECORD_FLOATS: {
-      size_t count = (size_t)(rec->channels > 0 ? rec->channels : 0) * (size_t)(rec->height > 0 ? rec->height : 0) *
-                     (size_t)(rec->width > 0 ? rec->width : 0);
+      size_t count = chw_count(rec->channels, rec->height, rec->width);
       if (count == 0 || rec->num_floats != count)
         return cg_error(CG_ERR_CORRUPT, "record %s: %dx%dx%d values but %zu floats", where, rec->channels, rec->height,
                         rec->width, rec->num_floats);

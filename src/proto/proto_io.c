@@ -137,6 +137,22 @@ static int read_all(const char *path, uint8_t **data, size_t *len) {
   return 0;
 }
 
+int cg_parse_binary(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len, const char *name,
+                    ProtobufCMessage **out) {
+  if (out) *out = NULL;
+  if (!desc || (!data && len) || !name || !out) return cg_error(CG_ERR_INVALID, "cg_parse_binary: missing argument");
+  if (len == 0) return cg_error(CG_ERR_CORRUPT, "'%s' is empty, not a %s", name, desc->name);
+  ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+  if (!m) return cg_error(CG_ERR_CORRUPT, "'%s' is truncated or not a %s (%zu bytes)", name, desc->name, len);
+  int rc;
+  if (desc == &caffe__net_parameter__descriptor && (rc = cg_upgrade_net((Caffe__NetParameter *)m, name))) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
 int cg_read_binary(const ProtobufCMessageDescriptor *desc, const char *path, ProtobufCMessage **out) {
   if (out) *out = NULL;
   if (!desc || !path || !out) return cg_error(CG_ERR_INVALID, "cg_read_binary: missing argument");
@@ -144,19 +160,9 @@ int cg_read_binary(const ProtobufCMessageDescriptor *desc, const char *path, Pro
   size_t len = 0;
   int rc = read_all(path, &data, &len);
   if (rc) return rc;
-  if (len == 0) {
-    free(data);
-    return cg_error(CG_ERR_CORRUPT, "'%s' is empty, not a %s", path, desc->name);
-  }
-  ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+  rc = cg_parse_binary(desc, data, len, path, out);
   free(data);
-  if (!m) return cg_error(CG_ERR_CORRUPT, "'%s' is truncated or not a %s (%zu bytes)", path, desc->name, len);
-  if (desc == &caffe__net_parameter__descriptor && (rc = cg_upgrade_net((Caffe__NetParameter *)m, path))) {
-    protobuf_c_message_free_unpacked(m, NULL);
-    return rc;
-  }
-  *out = m;
-  return 0;
+  return rc;
 }
 
 /* A protobuf-c output buffer that streams into a FILE, so a big model is not

@@ -4,6 +4,9 @@
 #ifndef CAFFEGRID_PROTO_IO_H
 #define CAFFEGRID_PROTO_IO_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <protobuf-c/protobuf-c.h>
 
 #include "proto/caffe.pb-c.h"
@@ -23,6 +26,10 @@ int cg_read_solver_text(const char *path, Caffe__SolverParameter **out);
  * caffe.NetParameter also gets cg_upgrade_net. Errors name the file, e.g. "'x' is
  * truncated or not a caffe.NetParameter". Ownership as cg_read_net_text. */
 int cg_read_binary(const ProtobufCMessageDescriptor *desc, const char *path, ProtobufCMessage **out);
+/* cg_read_binary on `len` bytes already in memory (borrowed); `name` stands for the
+ * file in messages. Ownership as cg_read_net_text. */
+int cg_parse_binary(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len, const char *name,
+                    ProtobufCMessage **out);
 
 /* Writes msg in binary to path.tmp.<pid>, flushes and fsyncs it, then renames it
  * over path, so path holds either its old content or all of the new, never part.

@@ -120,6 +120,17 @@ int cg_solver_snapshot(cg_solver *s) {
     free(st.history);
   }
   if (!rc) rc = write_side_file(s, side, state, words);
+  if (rc && model && state_path && side) {
+    /* Disk full or the like: drop this iteration's files (a set without all three is
+     * no snapshot) and say which earlier snapshot a resume would use. */
+    unlink(model), unlink(state_path), unlink(side);
+    char *previous = cg_solver_latest_snapshot(s);
+    if (previous)
+      rc = cg_error_wrap(rc, "snapshot at iteration %d failed (the previous snapshot %s is intact): ", s->iter,
+                         previous);
+    else rc = cg_error_wrap(rc, "snapshot at iteration %d failed (no earlier snapshot exists): ", s->iter);
+    free(previous);
+  }
   free(state);
   free(model);
   free(state_path);
