@@ -116,6 +116,8 @@ int cmd_test(int argc, char **argv) {
   if (rc) {
     fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
     cg_net_free(net);
+    cg_comm_free(comm);
+    free(conf_net);
     return 1;
   }
   CG_LOG_INFO("Running for %ld iterations.", iterations);
