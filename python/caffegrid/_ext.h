@@ -1,5 +1,5 @@
-/* Shared declarations of the _caffegrid extension: the two handle types over the
- * C library (nets and solvers), error raising, and the OpenMP thread setting. */
+/* Shared declarations of the _caffegrid extension: the handle types over the C
+ * library (nets, solvers, TCP communicators), error raising, and the OpenMP thread setting. */
 #ifndef CAFFEGRID_PY_EXT_H
 #define CAFFEGRID_PY_EXT_H
 
@@ -13,6 +13,7 @@
 #endif
 #include <numpy/arrayobject.h>
 
+#include "caffegrid/comm.h"
 #include "caffegrid/net.h"
 #include "caffegrid/solver.h"
 
@@ -29,12 +30,26 @@ typedef struct {
 typedef struct {
   PyObject_HEAD
   cg_solver *solver;
-  PyObject *fed; /* list: one dict per net (train net, then test nets), kept as long as the solver */
+  PyObject *fed;  /* list: one dict per net (train net, then test nets), kept as long as the solver */
+  PyObject *comm; /* the CommHandle the solver trains over (borrowed by it), or NULL */
   int busy;
 } SolverHandle;
 
+typedef struct {
+  PyObject_HEAD
+  cg_tcp_listener *listener; /* NULL once connect has consumed it */
+} TcpListenerHandle;
+
+/* A connected communicator, owned; a SolverHandle built on it holds a reference. */
+typedef struct {
+  PyObject_HEAD
+  cg_comm *comm;
+} CommHandle;
+
 extern PyTypeObject NetHandle_Type;
 extern PyTypeObject SolverHandle_Type;
+extern PyTypeObject TcpListener_Type;
+extern PyTypeObject CommHandle_Type;
 
 /* Raises the caffegrid exception for status `code` with the C library's message; returns NULL. */
 PyObject *cgpy_raise_status(int code);

@@ -140,15 +140,19 @@ PyMODINIT_FUNC PyInit__caffegrid(void) {
   if (!errors_module) return NULL;
   /* as tools/caffegrid.c: OpenBLAS already fills the cores, so our loops run on one thread */
   if (!getenv("OMP_NUM_THREADS")) omp_threads = 1;
-  if (PyType_Ready(&NetHandle_Type) < 0 || PyType_Ready(&SolverHandle_Type) < 0) return NULL;
+  PyTypeObject *types[] = {&NetHandle_Type, &SolverHandle_Type, &TcpListener_Type, &CommHandle_Type};
+  const char *names[] = {"NetHandle", "SolverHandle", "TcpListener", "CommHandle"};
+  for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+    if (PyType_Ready(types[i]) < 0) return NULL;
   PyObject *m = PyModule_Create(&module_def);
   if (!m) return NULL;
-  Py_INCREF(&NetHandle_Type);
-  Py_INCREF(&SolverHandle_Type);
-  if (PyModule_AddObject(m, "NetHandle", (PyObject *)&NetHandle_Type) < 0 ||
-      PyModule_AddObject(m, "SolverHandle", (PyObject *)&SolverHandle_Type) < 0) {
-    Py_DECREF(m);
-    return NULL;
+  for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+    Py_INCREF(types[i]);
+    if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
+      Py_DECREF(types[i]);
+      Py_DECREF(m);
+      return NULL;
+    }
   }
   return m;
 }

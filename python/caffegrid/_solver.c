@@ -14,19 +14,26 @@ static void solver_dealloc(SolverHandle *self) {
   cg_solver_free(self->solver); /* before `fed`: its nets' layers point into those arrays */
   self->solver = NULL;
   Py_CLEAR(self->fed);
+  Py_CLEAR(self->comm); /* after the solver, which borrowed it */
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"path", NULL};
-  PyObject *path = NULL;
+  static char *kwlist[] = {"path", "comm", NULL};
+  PyObject *path = NULL, *comm = Py_None;
   if (self->solver) {
     cgpy_raise("InvalidArgumentError", "SolverHandle is already initialised");
     return -1;
   }
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&", kwlist, PyUnicode_FSConverter, &path)) return -1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O", kwlist, PyUnicode_FSConverter, &path, &comm)) return -1;
+  if (comm != Py_None && !PyObject_TypeCheck(comm, &CommHandle_Type)) {
+    Py_DECREF(path);
+    cgpy_raise("InvalidArgumentError", "SolverHandle: comm must be a CommHandle or None");
+    return -1;
+  }
   const char *p = PyBytes_AS_STRING(path);
   cg_solver_options opt = {0};
+  if (comm != Py_None) opt.comm = ((CommHandle *)comm)->comm;
   cg_solver *solver = NULL;
   int rc;
   cgpy_prepare_threads();
@@ -50,6 +57,10 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
     return -1;
   }
   self->solver = solver;
+  if (comm != Py_None) {
+    Py_INCREF(comm);
+    self->comm = comm;
+  }
   return 0;
 }
 
@@ -165,7 +176,7 @@ static PyGetSetDef solver_getset[] = {
 PyTypeObject SolverHandle_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "caffegrid._caffegrid.SolverHandle",
-    .tp_doc = "SolverHandle(path): a caffegrid solver (use caffegrid.Solver).",
+    .tp_doc = "SolverHandle(path, comm=None): a caffegrid solver (use caffegrid.Solver).",
     .tp_basicsize = sizeof(SolverHandle),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = solver_new,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from . import _caffegrid
+from .comm import Communicator
 from .net import TEST, TRAIN, Net, PathLike
 
 
@@ -27,10 +28,18 @@ class Solver:
     ``net`` and ``test_nets`` are views of the solver's own nets: they (and
     every array taken from them) keep the solver alive. step, solve, snapshot
     and restore release the GIL; calls must not overlap across threads.
+
+    With ``comm`` (a ``caffegrid.Communicator``, see ``caffegrid.TcpListener``)
+    every rank builds the same solver and training is synchronous data-parallel
+    SGD: rank 0's weights are broadcast at the start, gradients are summed over
+    the ranks in buckets every iteration, rank 0 alone writes snapshots, and
+    test nets score each rank's share. Every rank must call step with the same
+    counts; each feeds its own MemoryData batches.
     """
 
-    def __init__(self, solver_prototxt: PathLike):
-        self._h = _caffegrid.SolverHandle(solver_prototxt)
+    def __init__(self, solver_prototxt: PathLike, comm: Optional[Communicator] = None):
+        self._h = _caffegrid.SolverHandle(solver_prototxt, None if comm is None else comm._h)
+        self.comm = comm
         self._net: Optional[Net] = None
         self._test_nets: Optional[List[Net]] = None
 
