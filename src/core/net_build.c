@@ -98,11 +98,13 @@ static int insert_splits(const cg_net_options *o, const Caffe__LayerParameter **
                          int *out_n) {
   int max_tops = 0;
   for (int i = 0; i < n; i++) max_tops = (int)kept[i]->n_top > max_tops ? (int)kept[i]->n_top : max_tops;
-  size_t slots = (size_t)n * (size_t)(max_tops ? max_tops : 1);
+  /* one slot per (layer, top); n and max_tops are small and non-negative */
+  size_t layers = n > 0 ? (size_t)n : 0;
+  size_t slots = layers * (size_t)(unsigned)(max_tops > 0 ? max_tops : 1);
   int *refs = calloc(slots, sizeof(int));
   int *next_split = calloc(slots, sizeof(int));
   float *top_loss = calloc(slots, sizeof(float));
-  producer **sources = calloc((size_t)n, sizeof *sources);
+  producer **sources = calloc(layers + 1, sizeof *sources);
   /* name -> producer, as a simple list (nets have at most a few hundred blobs) */
   size_t known_n = 0;
   char **known_names = calloc(slots + 1, sizeof(char *));
