@@ -2,7 +2,7 @@
 # Installs what building and testing caffegrid needs on a fresh Debian 12 machine (run as root).
 # --datasets also installs the datasets the examples train on (Debian's Fashion-MNIST).
 set -euo pipefail
-packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev
+packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev libdnnl-dev
   protobuf-compiler openmpi-bin libopenmpi-dev liblmdb-dev lmdb-utils libjpeg62-turbo-dev libpng-dev zlib1g-dev libhdf5-dev python3
   slurm-wlm munge liblinear-tools librsvg2-bin)
 packages+=(clang libclang-rt-14-dev valgrind) # fuzz/run.sh (libFuzzer) and fuzz/valgrind_train.sh

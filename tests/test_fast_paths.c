@@ -1,7 +1,7 @@
 /* Fast kernels against the naive reference kernels kept beside them, on random
  * data with odd shapes: im2col/col2im with row strides against cg_im2col/cg_col2im
- * (bit-identical), and Convolution's batched path (several images per gemm,
- * chunked, with remainders) against the per-image kernels Deconvolution uses. */
+ * (bit-identical), and Convolution's fast paths (several images per gemm, chunked,
+ * with remainders; oneDNN) against the per-image kernels Deconvolution uses. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "check.h"
 #include "core/layer.h"
 #include "layers/conv_common.h"
+#include "math/dnnl_conv.h"
 #include "math/math.h"
 #include "proto/text_format.h"
 
@@ -74,9 +75,22 @@ static void test_im2col_col2im(void) {
   }
 }
 
-/* The batched Convolution layer, chunked `batch` images at a time, against the
- * per-image reference kernels (cg_conv_im_to_col_side etc.) on the same state. */
-static void check_conv_batched(const geom *g, int num, int num_output, int group, int batch) {
+/* A Convolution layer over `bottom` (gemm path or oneDNN), or NULL on failure. */
+static bool conv_layer(cg_layer *l, ProtobufCMessage **msg, const char *text, cg_blob *bottom, cg_blob *top,
+                       bool dnnl) {
+  memset(l, 0, sizeof *l);
+  cg_dnnl_conv_use(dnnl);
+  int rc = cg_text_parse(&caffe__layer_parameter__descriptor, text, strlen(text), "test", msg);
+  if (!rc) rc = cg_layer_instantiate(l, (Caffe__LayerParameter *)*msg, CG_TRAIN, &bottom, 1, &top, 1, 42);
+  cg_dnnl_conv_use(true);
+  CHECK_MSG(rc == 0, "%s: %s", text, cg_error_message());
+  return rc == 0;
+}
+
+/* A Convolution layer's fast path against the per-image reference kernels
+ * (cg_conv_im_to_col_side etc.) of a second, gemm-path layer with the same
+ * weights: the batched gemm path chunked `batch` images at a time, or oneDNN. */
+static void check_conv_fast(const geom *g, int num, int num_output, int group, int batch, bool dnnl) {
   char text[512], shape[64];
   snprintf(text, sizeof text,
            "name: \"c\" type: \"Convolution\" convolution_param { num_output: %d group: %d kernel_h: %d kernel_w: %d "
@@ -84,16 +98,14 @@ static void check_conv_batched(const geom *g, int num, int num_output, int group
            num_output, group, g->kh, g->kw, g->ph, g->pw, g->sh, g->sw, g->dh, g->dw);
   snprintf(shape, sizeof shape, "%d %d %d %d", num, g->c * group, g->h, g->w);
   int dims[4] = {num, g->c * group, g->h, g->w};
-  cg_blob *bottom = cg_blob_create("bottom"), *top = cg_blob_create("top");
+  cg_blob *bottom = cg_blob_create("bottom"), *top = cg_blob_create("top"), *ref_top = cg_blob_create("ref_top");
   cg_blob_reshape(bottom, 4, dims);
-  ProtobufCMessage *msg = NULL;
-  cg_layer l;
-  memset(&l, 0, sizeof l);
-  int rc = cg_text_parse(&caffe__layer_parameter__descriptor, text, strlen(text), "test", &msg);
-  if (!rc) rc = cg_layer_instantiate(&l, (Caffe__LayerParameter *)msg, CG_TRAIN, &bottom, 1, &top, 1, 42);
-  CHECK_MSG(rc == 0, "%s on %s: %s", text, shape, cg_error_message());
-  if (rc) goto done;
-  cg_conv_state *s = l.priv;
+  ProtobufCMessage *msg = NULL, *ref_msg = NULL;
+  cg_layer l, ref;
+  bool ok = conv_layer(&ref, &ref_msg, text, bottom, ref_top, false) && conv_layer(&l, &msg, text, bottom, top, dnnl);
+  if (!ok) goto done;
+  cg_conv_state *s = l.priv, *rs = ref.priv;
+  CHECK_MSG(dnnl == (s->dnnl != NULL), "%s on %s: oneDNN %s", text, shape, dnnl ? "not used" : "used");
   if (batch < s->batch) s->batch = batch; /* force chunks (and a remainder) on small shapes */
   fill(bottom->data, bottom->count);
   fill(l.params[0]->data, l.params[0]->count);
@@ -102,45 +114,67 @@ static void check_conv_batched(const geom *g, int num, int num_output, int group
   size_t top_dim = top->count / num, bottom_dim = bottom->count / num, wn = l.params[0]->count;
   size_t spatial = (size_t)s->col_h * s->col_w;
   float *want_top = malloc(top->count * sizeof(float)), *want_bd = malloc(bottom->count * sizeof(float));
-  float *want_wd = calloc(wn, sizeof(float)), *want_bias = calloc(num_output, sizeof(float));
+  float *want_wd = malloc(wn * sizeof(float)), *want_bias = malloc(num_output * sizeof(float));
+  /* parameter gradients accumulate: both start from 1 */
+  for (size_t i = 0; i < wn; i++) want_wd[i] = l.params[0]->diff[i] = 1.0f;
+  for (int i = 0; i < num_output; i++) want_bias[i] = l.params[1]->diff[i] = 1.0f;
   for (int n = 0; n < num; n++) {
-    cg_conv_im_to_col_side(s, bottom->data + n * bottom_dim, l.params[0]->data, want_top + n * top_dim);
+    cg_conv_im_to_col_side(rs, bottom->data + n * bottom_dim, l.params[0]->data, want_top + n * top_dim);
     cg_conv_add_bias(num_output, (int)spatial, l.params[1]->data, want_top + n * top_dim);
     cg_conv_bias_grad(num_output, (int)spatial, top->diff + n * top_dim, want_bias);
-    cg_conv_weight_grad(s, bottom->data + n * bottom_dim, top->diff + n * top_dim, want_wd);
-    cg_conv_col_side_to_im(s, top->diff + n * top_dim, l.params[0]->data, want_bd + n * bottom_dim);
+    cg_conv_weight_grad(rs, bottom->data + n * bottom_dim, top->diff + n * top_dim, want_wd);
+    cg_conv_col_side_to_im(rs, top->diff + n * top_dim, l.params[0]->data, want_bd + n * bottom_dim);
   }
   CHECK_EQ_INT(l.ops->forward(&l, &bottom, &top), 0);
-  memset(l.params[0]->diff, 0, wn * sizeof(float));
-  memset(l.params[1]->diff, 0, num_output * sizeof(float));
   bool prop = true;
   l.ops->backward(&l, &top, &prop, &bottom);
   double dt = max_abs_diff(want_top, top->data, top->count), db = max_abs_diff(want_bd, bottom->diff, bottom->count);
   double dw = max_abs_diff(want_wd, l.params[0]->diff, wn);
-  CHECK_MSG(dt < 1e-4, "%s on %s, batch %d: top differs by %g", text, shape, batch, dt);
-  CHECK_MSG(db < 1e-4, "%s on %s, batch %d: bottom diff differs by %g", text, shape, batch, db);
-  CHECK_MSG(dw < 1e-3, "%s on %s, batch %d: weight diff differs by %g", text, shape, batch, dw);
-  CHECK_MSG(memcmp(want_bias, l.params[1]->diff, num_output * sizeof(float)) == 0,
-            "%s on %s, batch %d: bias diff differs", text, shape, batch);
+  double dbias = max_abs_diff(want_bias, l.params[1]->diff, num_output);
+  const char *path = dnnl ? "oneDNN" : "batched gemm";
+  CHECK_MSG(dt < 1e-4, "%s, %s on %s, batch %d: top differs by %g", path, text, shape, batch, dt);
+  CHECK_MSG(db < 1e-4, "%s, %s on %s, batch %d: bottom diff differs by %g", path, text, shape, batch, db);
+  CHECK_MSG(dw < 1e-3, "%s, %s on %s, batch %d: weight diff differs by %g", path, text, shape, batch, dw);
+  /* the gemm path sums the bias gradient in the reference's order; oneDNN in its own */
+  CHECK_MSG(dnnl ? dbias < 1e-4 : dbias == 0, "%s, %s on %s, batch %d: bias diff differs by %g", path, text, shape,
+            batch, dbias);
   free(want_top), free(want_bd), free(want_wd), free(want_bias);
 done:
   if (l.ops) cg_layer_destroy(&l);
+  if (ref.ops) cg_layer_destroy(&ref);
   if (msg) protobuf_c_message_free_unpacked(msg, NULL);
+  if (ref_msg) protobuf_c_message_free_unpacked(ref_msg, NULL);
   cg_blob_free(bottom);
   cg_blob_free(top);
+  cg_blob_free(ref_top);
 }
 
 static void test_conv_batched(void) {
   static const int batches[] = {1, 2, 3, 100};
   for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++)
     for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
-      check_conv_batched(&geoms[t], 7, 5, 1, batches[b]);
-      check_conv_batched(&geoms[t], 5, 6, 3, batches[b]);
+      check_conv_fast(&geoms[t], 7, 5, 1, batches[b], false);
+      check_conv_fast(&geoms[t], 5, 6, 3, batches[b], false);
     }
+}
+
+/* oneDNN on every geometry above (three leave bottom rows or columns unread), with
+ * groups, and on channel counts oneDNN blocks by 16 (so it picks blocked layouts) */
+static void test_conv_dnnl(void) {
+  for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++) {
+    check_conv_fast(&geoms[t], 7, 5, 1, 1, true);
+    check_conv_fast(&geoms[t], 5, 6, 3, 1, true);
+  }
+  static const geom wide[] = {{32, 8, 8, 5, 5, 2, 2, 1, 1, 1, 1}, {48, 7, 6, 3, 3, 1, 1, 2, 2, 1, 1}};
+  for (size_t t = 0; t < sizeof wide / sizeof wide[0]; t++) {
+    check_conv_fast(&wide[t], 3, 32, 1, 1, true);
+    check_conv_fast(&wide[t], 2, 64, 2, 1, true);
+  }
 }
 
 int main(void) {
   test_im2col_col2im();
   test_conv_batched();
+  test_conv_dnnl();
   return CHECK_REPORT();
 }

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "core/layer.h"
 #include "gradient_check.h"
+#include "math/dnnl_conv.h"
 
 /* Layers with nothing to differentiate: sources and metrics. */
 static const char *const no_gradient[] = {
@@ -226,5 +227,15 @@ int main(void) {
     int failures = grad_check_run(&cases[i], &checked);
     CHECK_MSG(failures == 0 && checked > 0, "%s: %d failures over %d elements", cases[i].layer, failures, checked);
   }
+  /* Convolution again on im2col + gemm (the runs above used oneDNN where it takes the shape) */
+  cg_dnnl_conv_use(false);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (!strstr(cases[i].layer, "\"Convolution\"")) continue;
+    int checked = 0;
+    int failures = grad_check_run(&cases[i], &checked);
+    CHECK_MSG(failures == 0 && checked > 0, "im2col + gemm: %s: %d failures over %d elements", cases[i].layer,
+              failures, checked);
+  }
+  cg_dnnl_conv_use(true);
   return CHECK_REPORT();
 }

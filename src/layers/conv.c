@@ -6,6 +6,7 @@
 
 #include "layers/conv_common.h"
 #include "layers/scratch.h"
+#include "math/dnnl_conv.h"
 #include "math/math.h"
 
 static const Caffe__ConvolutionParameter conv_defaults = CAFFE__CONVOLUTION_PARAMETER__INIT;
@@ -112,6 +113,22 @@ int cg_conv_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top, bool
   return CG_OK;
 }
 
+/* (Re)builds the oneDNN primitives when the bottom's shape changed since they were built. */
+static int conv_dnnl_prepare(cg_conv_state *s) {
+  if (s->dnnl && s->dnnl_num == s->num && s->dnnl_h == s->im_h && s->dnnl_w == s->im_w) return CG_OK;
+  cg_dnnl_conv_free(s->dnnl);
+  s->dnnl = NULL;
+  cg_dnnl_conv_shape shape = {
+      .num = s->num, .channels = s->channels, .height = s->im_h, .width = s->im_w,
+      .num_output = s->num_output, .out_height = s->col_h, .out_width = s->col_w,
+      .group = s->group, .kernel_h = s->kernel_h, .kernel_w = s->kernel_w, .stride_h = s->stride_h,
+      .stride_w = s->stride_w, .pad_h = s->pad_h, .pad_w = s->pad_w, .dilation_h = s->dilation_h,
+      .dilation_w = s->dilation_w, .bias = s->bias_term};
+  int rc = cg_dnnl_conv_create(&shape, &s->dnnl);
+  s->dnnl_num = s->num, s->dnnl_h = s->im_h, s->dnnl_w = s->im_w;
+  return rc;
+}
+
 int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   cg_conv_state *s = l->priv;
   const cg_blob *b = bottom[0];
@@ -176,6 +193,11 @@ int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
     while (fit > 1 && (long long)fit * col_spatial > INT_MAX) fit--;
     s->batch = fit > 1 ? (int)fit : 1;
   }
+  if (!s->deconv && cg_dnnl_conv_enabled()) {
+    int rc = conv_dnnl_prepare(s);
+    if (rc) return rc;
+    if (s->dnnl) return CG_OK; /* no column buffers needed */
+  }
   if (s->batch > 1) {
     int rc = cg_scratch_floats(&s->btop, &s->btop_capacity, (size_t)s->col_channels * s->batch * col_spatial);
     if (rc) return rc;
@@ -190,6 +212,7 @@ void cg_conv_destroy(cg_layer *l) {
   if (!s) return;
   free(s->col);
   free(s->btop);
+  cg_dnnl_conv_free(s->dnnl);
   free(s);
   l->priv = NULL;
 }
@@ -326,6 +349,13 @@ static int conv_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   const float *weight = l->params[0]->data, *bias = s->bias_term ? l->params[1]->data : NULL;
   size_t bottom_dim = (size_t)s->im_channels * s->im_h * s->im_w;
   size_t top_dim = (size_t)s->col_channels * s->col_h * s->col_w;
+  if (s->dnnl) {
+    for (int i = 0; i < l->num_bottoms; i++) {
+      int rc = cg_dnnl_conv_forward(s->dnnl, bottom[i]->data, weight, bias, top[i]->data);
+      if (rc) return rc;
+    }
+    return CG_OK;
+  }
   for (int i = 0; i < l->num_bottoms; i++)
     for (int n = 0; n < s->num; n += s->batch) {
       int nb = s->num - n < s->batch ? s->num - n : s->batch;
@@ -341,6 +371,16 @@ static void conv_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
   size_t bottom_dim = (size_t)s->im_channels * s->im_h * s->im_w;
   size_t top_dim = (size_t)s->col_channels * s->col_h * s->col_w;
   int spatial = s->col_h * s->col_w;
+  if (s->dnnl) {
+    /* backward cannot return an error; oneDNN allocated everything when the
+     * primitives were built, so a failure here is a bug, not bad input */
+    for (int i = 0; i < l->num_tops; i++) {
+      int rc = cg_dnnl_conv_backward(s->dnnl, bottom[i]->data, top[i]->diff, weight, weight_diff, bias_diff,
+                                     propagate_down[i] ? bottom[i]->diff : NULL);
+      if (rc) cg_assert_fail(__FILE__, __LINE__, cg_error_message());
+    }
+    return;
+  }
   for (int i = 0; i < l->num_tops; i++) {
     if (bias_diff)
       for (int n = 0; n < s->num; n++) cg_conv_bias_grad(s->num_output, spatial, top[i]->diff + n * top_dim, bias_diff);
