@@ -10,6 +10,7 @@
 #include "check.h"
 #include "core/layer.h"
 #include "layers/conv_common.h"
+#include "layers/pooling.h"
 #include "math/dnnl_conv.h"
 #include "math/math.h"
 #include "proto/text_format.h"
@@ -172,9 +173,62 @@ static void test_conv_dnnl(void) {
   }
 }
 
+/* Pooling's fast kernels against its reference kernels, bit for bit (same
+ * comparisons and additions in the same order), tops and masks. */
+static void check_pool(const char *param, int n, int c, int h, int w) {
+  char text[256];
+  snprintf(text, sizeof text, "name: \"p\" type: \"Pooling\" pooling_param { %s }", param);
+  int dims[4] = {n, c, h, w};
+  cg_blob *bottom = cg_blob_create("bottom"), *tops[2] = {cg_blob_create("top"), cg_blob_create("mask")};
+  cg_blob *want[2] = {cg_blob_create("want"), cg_blob_create("want_mask")};
+  cg_blob_reshape(bottom, 4, dims);
+  fill(bottom->data, bottom->count);
+  for (size_t i = 0; i < bottom->count; i += 7) bottom->data[i] = bottom->data[i / 2]; /* ties */
+  bool max = strstr(param, "MAX") != NULL;
+  int ntops = max ? 2 : 1;
+  ProtobufCMessage *msg = NULL;
+  cg_layer l;
+  memset(&l, 0, sizeof l);
+  int rc = cg_text_parse(&caffe__layer_parameter__descriptor, text, strlen(text), "test", &msg);
+  if (!rc) rc = cg_layer_instantiate(&l, (Caffe__LayerParameter *)msg, CG_TRAIN, &bottom, 1, tops, ntops, 42);
+  CHECK_MSG(rc == 0, "%s: %s", text, cg_error_message());
+  if (rc) goto done;
+  cg_pool_use_reference(true);
+  CHECK_EQ_INT(l.ops->forward(&l, &bottom, tops), 0);
+  cg_pool_use_reference(false);
+  for (int t = 0; t < ntops; t++) {
+    cg_blob_reshape_like(want[t], tops[t]);
+    memcpy(want[t]->data, tops[t]->data, tops[t]->count * sizeof(float));
+  }
+  CHECK_EQ_INT(l.ops->forward(&l, &bottom, tops), 0);
+  for (int t = 0; t < ntops; t++)
+    CHECK_MSG(memcmp(want[t]->data, tops[t]->data, tops[t]->count * sizeof(float)) == 0,
+              "%s on %d %d %d %d: top %d differs from the reference by %g", text, n, c, h, w, t,
+              max_abs_diff(want[t]->data, tops[t]->data, tops[t]->count));
+done:
+  if (l.ops) cg_layer_destroy(&l);
+  if (msg) protobuf_c_message_free_unpacked(msg, NULL);
+  cg_blob_free(bottom);
+  for (int t = 0; t < 2; t++) cg_blob_free(tops[t]), cg_blob_free(want[t]);
+}
+
+static void test_pool_fast(void) {
+  static const char *params[] = {
+      "pool: MAX kernel_size: 3 stride: 2",          "pool: AVE kernel_size: 3 stride: 2",
+      "pool: MAX kernel_size: 3 stride: 2 pad: 1",   "pool: AVE kernel_size: 3 stride: 2 pad: 1",
+      "pool: MAX kernel_size: 2 stride: 2",          "pool: AVE kernel_size: 5 stride: 3 pad: 2",
+      "pool: MAX kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 3 pad_h: 1 pad_w: 1",
+      "pool: AVE kernel_size: 2 stride: 1 round_mode: FLOOR", "pool: MAX kernel_size: 3 stride: 4"};
+  static const int shapes[][4] = {{2, 3, 9, 9}, {1, 2, 16, 17}, {3, 1, 7, 32}, {1, 1, 5, 4}};
+  for (size_t p = 0; p < sizeof params / sizeof params[0]; p++)
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+      check_pool(params[p], shapes[t][0], shapes[t][1], shapes[t][2], shapes[t][3]);
+}
+
 int main(void) {
   test_im2col_col2im();
   test_conv_batched();
   test_conv_dnnl();
+  test_pool_fast();
   return CHECK_REPORT();
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "layers/pooling.h"
 #include "layers/scratch.h"
 
 #define POOL_MAX CAFFE__POOLING_PARAMETER__POOL_METHOD__MAX
@@ -125,8 +126,8 @@ static inline void window(int p, int stride, int pad, int kernel, int size, int 
 }
 
 /* Plain ints copied out of the state, so the compiler need not reload them after
- * every store through an int* (the mask). */
-static void max_plane(const pool_state *s, const float *restrict in, float *restrict out, int *restrict mask) {
+ * every store through an int* (the mask). The reference kernel: one output at a time. */
+static void max_plane_ref(const pool_state *s, const float *restrict in, float *restrict out, int *restrict mask) {
   const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
   const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
   for (int ph = 0; ph < PH; ph++) {
@@ -151,6 +152,64 @@ static void max_plane(const pool_state *s, const float *restrict in, float *rest
   }
 }
 
+static bool use_reference = false;
+void cg_pool_use_reference(bool on) { use_reference = on; }
+
+/* The output columns [lo, hi) whose windows lie wholly inside a row: there the
+ * fast kernels run the window's positions outermost and the columns innermost
+ * (vectorised), visiting each output's inputs in the reference's order. */
+static void interior_columns(const pool_state *s, int *lo, int *hi) {
+  int last = s->width + s->pad_w - s->kernel_w; /* start of the last window that fits */
+  *hi = last < 0 ? 0 : last / s->stride_w + 1;
+  if (*hi > s->pooled_w) *hi = s->pooled_w;
+  *lo = (s->pad_w + s->stride_w - 1) / s->stride_w;
+  if (*lo > *hi) *lo = *hi;
+}
+
+static void max_plane(const pool_state *s, const float *restrict in, float *restrict out, int *restrict mask) {
+  const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
+  const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
+  int lo, hi;
+  interior_columns(s, &lo, &hi);
+  if (lo >= hi || use_reference) {
+    max_plane_ref(s, in, out, mask);
+    return;
+  }
+  for (int ph = 0; ph < PH; ph++) {
+    int hstart, hend;
+    window(ph, sh, ph_, kh, H, &hstart, &hend);
+    float *restrict o = out + ph * PW;
+    int *restrict m = mask + ph * PW;
+    for (int pw = 0; pw < PW; pw++) o[pw] = -FLT_MAX, m[pw] = -1;
+    for (int h = hstart; h < hend; h++)
+      for (int kx = 0; kx < kw; kx++) {
+        int base = h * W + kx - pw_; /* input index of this position for column 0 */
+        for (int pw = lo; pw < hi; pw++) {
+          int index = base + pw * sw;
+          float v = in[index];
+          bool better = v > o[pw];
+          m[pw] = better ? index : m[pw];
+          o[pw] = better ? v : o[pw];
+        }
+      }
+    /* the clipped windows at both ends */
+    for (int pw = 0; pw < PW; pw++) {
+      if (pw == lo) pw = hi;
+      if (pw >= PW) break;
+      int wstart, wend;
+      window(pw, sw, pw_, kw, W, &wstart, &wend);
+      for (int h = hstart; h < hend; h++)
+        for (int w = wstart; w < wend; w++) {
+          int index = h * W + w;
+          float v = in[index];
+          bool better = v > o[pw];
+          m[pw] = better ? index : m[pw];
+          o[pw] = better ? v : o[pw];
+        }
+    }
+  }
+}
+
 /* Caffe's AVE window: the divisor counts the padded window clipped to the padded
  * image; the sum runs over the part inside the image. */
 static inline void ave_window(int p, int stride, int pad, int kernel, int size, int *start, int *end, int *extent) {
@@ -160,7 +219,7 @@ static inline void ave_window(int p, int stride, int pad, int kernel, int size, 
   *end = b < size ? b : size;
 }
 
-static void ave_plane(const pool_state *s, const float *restrict in, float *restrict out) {
+static void ave_plane_ref(const pool_state *s, const float *restrict in, float *restrict out) {
   const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
   const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
   for (int ph = 0; ph < PH; ph++) {
@@ -175,6 +234,41 @@ static void ave_plane(const pool_state *s, const float *restrict in, float *rest
         for (int w = wstart; w < wend; w++) sum += in[h * W + w];
       /* pool_size is 0 only for a window wholly past the image (kernel < stride). */
       out[ph * PW + pw] = pool_size > 0 ? sum / (float)pool_size : 0.0f;
+    }
+  }
+}
+
+static void ave_plane(const pool_state *s, const float *restrict in, float *restrict out) {
+  const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
+  const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
+  int lo, hi;
+  interior_columns(s, &lo, &hi);
+  if (lo >= hi || use_reference) {
+    ave_plane_ref(s, in, out);
+    return;
+  }
+  for (int ph = 0; ph < PH; ph++) {
+    int hstart, hend, hext;
+    ave_window(ph, sh, ph_, kh, H, &hstart, &hend, &hext);
+    float *restrict o = out + ph * PW;
+    for (int pw = lo; pw < hi; pw++) o[pw] = 0.0f;
+    for (int h = hstart; h < hend; h++)
+      for (int kx = 0; kx < kw; kx++) {
+        const int base = h * W + kx - pw_;
+        for (int pw = lo; pw < hi; pw++) o[pw] += in[base + pw * sw];
+      }
+    int pool_size = hext * kw; /* an interior window is kw wide */
+    for (int pw = lo; pw < hi; pw++) o[pw] = pool_size > 0 ? o[pw] / (float)pool_size : 0.0f;
+    for (int pw = 0; pw < PW; pw++) {
+      if (pw == lo) pw = hi;
+      if (pw >= PW) break;
+      int wstart, wend, wext;
+      ave_window(pw, sw, pw_, kw, W, &wstart, &wend, &wext);
+      int size = hext * wext;
+      float sum = 0;
+      for (int h = hstart; h < hend; h++)
+        for (int w = wstart; w < wend; w++) sum += in[h * W + w];
+      o[pw] = size > 0 ? sum / (float)size : 0.0f;
     }
   }
 }
