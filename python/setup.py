@@ -25,14 +25,15 @@ def library_flags():
     return out.split()
 
 
-sources = [os.path.join("caffegrid", f) for f in ("_module.c", "_net.c", "_solver.c", "_comm.c")]
+sources = [os.path.join("caffegrid", f) for f in ("_module.c", "_net.c", "_solver.c", "_comm.c", "_data.c")]
 include = os.path.join(ROOT, "include")
 headers = [os.path.join(include, "caffegrid", f) for f in sorted(os.listdir(os.path.join(include, "caffegrid")))]
 extension = Extension(
     "caffegrid._caffegrid",
     sources=sources,
     depends=[LIBRARY, os.path.join("caffegrid", "_ext.h")] + headers,
-    include_dirs=[include, numpy.get_include()],
+    # _data.c reads sources through the library's internal headers (src/data) and its generated caffe.pb-c.h
+    include_dirs=[include, os.path.join(ROOT, "src"), os.path.join(ROOT, BUILD, "gen"), numpy.get_include()],
     extra_compile_args=["-std=gnu11", "-fopenmp", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
     + (["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if SAN == "1" else []),
     extra_objects=[LIBRARY],

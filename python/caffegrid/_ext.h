@@ -50,6 +50,7 @@ extern PyTypeObject NetHandle_Type;
 extern PyTypeObject SolverHandle_Type;
 extern PyTypeObject TcpListener_Type;
 extern PyTypeObject CommHandle_Type;
+extern PyTypeObject SourceReader_Type;
 
 /* Raises the caffegrid exception for status `code` with the C library's message; returns NULL. */
 PyObject *cgpy_raise_status(int code);
@@ -59,6 +60,9 @@ PyObject *cgpy_raise(const char *class_name, const char *fmt, ...);
 int cgpy_enter(int *busy, const char *what);
 /* Sets this thread's OpenMP thread count as the CLI does, before running C code. */
 void cgpy_prepare_threads(void);
+
+/* _caffegrid.decode_image(data, name, color=0, height=0, width=0) (in _data.c). */
+PyObject *cgpy_decode_image(PyObject *self, PyObject *args, PyObject *kwds);
 
 /* A NetHandle over a solver's net (borrowed; keeps `owner` alive). */
 PyObject *cgpy_net_borrowed(cg_net *net, PyObject *owner, PyObject *fed, int *busy);

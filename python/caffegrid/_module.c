@@ -126,6 +126,9 @@ static PyMethodDef module_methods[] = {
     {"set_log_quiet", set_log_quiet, METH_O, "set_log_quiet(quiet) -> None: silence the library's INFO log lines."},
     {"set_num_threads", set_num_threads, METH_O, "set_num_threads(n) -> None: OpenMP threads for caffegrid's own loops."},
     {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int: OpenMP threads caffegrid's loops use."},
+    {"decode_image", (PyCFunction)(void (*)(void))cgpy_decode_image, METH_VARARGS | METH_KEYWORDS,
+     "decode_image(data, name, color=0, height=0, width=0) -> (channels, height, width, bytes, is_float): a JPEG or "
+     "PNG as uint8 channel-first pixels (BGR or grey), colour forced (0 as stored, 1 BGR, 2 grey) and resized when asked"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -140,8 +143,8 @@ PyMODINIT_FUNC PyInit__caffegrid(void) {
   if (!errors_module) return NULL;
   /* as tools/caffegrid.c: OpenBLAS already fills the cores, so our loops run on one thread */
   if (!getenv("OMP_NUM_THREADS")) omp_threads = 1;
-  PyTypeObject *types[] = {&NetHandle_Type, &SolverHandle_Type, &TcpListener_Type, &CommHandle_Type};
-  const char *names[] = {"NetHandle", "SolverHandle", "TcpListener", "CommHandle"};
+  PyTypeObject *types[] = {&NetHandle_Type, &SolverHandle_Type, &TcpListener_Type, &CommHandle_Type, &SourceReader_Type};
+  const char *names[] = {"NetHandle", "SolverHandle", "TcpListener", "CommHandle", "SourceReader"};
   for (size_t i = 0; i < sizeof types / sizeof *types; i++)
     if (PyType_Ready(types[i]) < 0) return NULL;
   PyObject *m = PyModule_Create(&module_def);

@@ -145,6 +145,17 @@ static PyObject *solver_last_test_score(SolverHandle *self, PyObject *args) {
   return PyFloat_FromDouble(cg_solver_last_test_score(self->solver, i, name));
 }
 
+/* The newest complete snapshot of the solver's snapshot_prefix, or None. */
+static PyObject *solver_latest_snapshot(SolverHandle *self, PyObject *noargs) {
+  (void)noargs;
+  if (check_solver(self)) return NULL;
+  char *path = cg_solver_latest_snapshot(self->solver);
+  if (!path) Py_RETURN_NONE;
+  PyObject *r = PyUnicode_DecodeFSDefault(path);
+  free(path);
+  return r;
+}
+
 static PyObject *solver_iter(SolverHandle *self, void *closure) {
   (void)closure;
   return check_solver(self) ? NULL : PyLong_FromLong(cg_solver_iter(self->solver));
@@ -163,6 +174,8 @@ static PyMethodDef solver_methods[] = {
     {"restore", (PyCFunction)solver_restore, METH_O, "restore(solverstate_path) -> None"},
     {"load_weights", (PyCFunction)solver_load_weights, METH_O, "load_weights(paths) -> None"},
     {"net", (PyCFunction)solver_net, METH_O, "net(i) -> NetHandle: -1 the train net, else test net i"},
+    {"latest_snapshot", (PyCFunction)solver_latest_snapshot, METH_NOARGS,
+     "latest_snapshot() -> str or None: the newest complete .solverstate of snapshot_prefix"},
     {"last_test_score", (PyCFunction)solver_last_test_score, METH_VARARGS, "last_test_score(i, name) -> float"},
     {NULL, NULL, 0, NULL},
 };

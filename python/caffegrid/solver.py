@@ -82,6 +82,12 @@ class Solver:
         """Resumes from a ``.solverstate``: weights, solver history and iteration."""
         self._h.restore(solverstate)
 
+    def latest_snapshot(self) -> Optional[str]:
+        """The newest complete snapshot (.caffemodel, .solverstate and .cgstate all
+        written) under the solver's snapshot_prefix, as a .solverstate path, or None
+        (what ``caffegrid train -snapshot auto`` resumes from)."""
+        return self._h.latest_snapshot()
+
     def copy_from(self, weights: str) -> None:
         """Fine-tuning: copies weights from one or more comma-separated ``.caffemodel`` files
         into the train and test nets."""
