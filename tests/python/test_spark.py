@@ -2,15 +2,22 @@
 # separate JVMs (each with its own Python workers). LeNet trains on Fashion-MNIST
 # in one barrier stage of 2 tasks over the TCP ring; the weights equal those of
 # the same 2-rank training run in this process over caffegrid.TcpListener; then
-# features (one row per input row) feed an MLlib LogisticRegression.
+# features (one row per input row) feed an MLlib LogisticRegression. Then: a
+# training task is killed mid-run (the retried stage resumes from the last
+# snapshot), validation rounds with an LMDB path and PNG-encoded rows as sources,
+# and CaffeOnSpark's command line through spark-submit.
 import os
 import pathlib
+import re
 import shutil
+import signal
+import struct
 import subprocess
 import sys
 import threading
 import types
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -37,7 +44,13 @@ def lenet_spark_prototxt() -> str:
 
 
 @pytest.fixture(scope="module")
-def spark():
+def executor_tmp(tmp_path_factory):
+    """The executors' TMPDIR: the kill test finds a rank's process by its work directory there."""
+    return tmp_path_factory.mktemp("executor-tmp")
+
+
+@pytest.fixture(scope="module")
+def spark(executor_tmp):
     from pyspark.sql import SparkSession
 
     package_dir = os.path.dirname(os.path.dirname(caffegrid.__file__))
@@ -49,6 +62,7 @@ def spark():
                .config("spark.executorEnv.PYTHONPATH", python_path)
                .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
                .config("spark.executorEnv.CAFFEGRID_HOST", "127.0.0.1")
+               .config("spark.executorEnv.TMPDIR", str(executor_tmp))
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", str(RANKS))
                .config("spark.driver.memory", "1g").getOrCreate())
@@ -66,13 +80,31 @@ def fashion(shared_data):
     return load("train", TRAIN_ROWS), load("t10k", TEST_ROWS)
 
 
-def image_frame(spark, images, labels, prefix):
-    """CaffeOnSpark's ImageDataFrame columns; RANKS contiguous partitions, in order."""
-    from pyspark.sql.types import BinaryType, DoubleType, StringType, StructField, StructType
+def png_bytes(image: np.ndarray) -> bytes:
+    """A grey 8-bit image (1 x H x W) as a PNG file (filter 0 rows, zlib-deflated)."""
+    _, height, width = image.shape
+    raw = b"".join(b"\x00" + image[0, r].tobytes() for r in range(height))
 
-    schema = StructType([StructField("id", StringType()), StructField("label", DoubleType()),
-                         StructField("data", BinaryType())])
-    rows = [(f"{prefix}{i:05d}", float(labels[i]), bytes(images[i].tobytes())) for i in range(len(labels))]
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def image_frame(spark, images, labels, prefix, encoded=False):
+    """CaffeOnSpark's ImageDataFrame columns (with encoded: PNG files in data, and the
+    optional encoded/channels/height/width columns); RANKS contiguous partitions, in order."""
+    from pyspark.sql.types import BinaryType, BooleanType, DoubleType, IntegerType, StringType, StructField, StructType
+
+    fields = [StructField("id", StringType()), StructField("label", DoubleType()), StructField("data", BinaryType())]
+    if encoded:
+        fields += [StructField("encoded", BooleanType())] + [StructField(n, IntegerType())
+                                                              for n in ("channels", "height", "width")]
+        rows = [(f"{prefix}{i:05d}", float(labels[i]), png_bytes(images[i]), True, 1, 28, 28)
+                for i in range(len(labels))]
+    else:
+        rows = [(f"{prefix}{i:05d}", float(labels[i]), bytes(images[i].tobytes())) for i in range(len(labels))]
+    schema = StructType(fields)
     share = -(-len(rows) // RANKS)  # parallelize alone splits on its serialisation batches, not evenly
     chunks = spark.sparkContext.parallelize([rows[i:i + share] for i in range(0, len(rows), share)], RANKS)
     return spark.createDataFrame(chunks.flatMap(lambda chunk: chunk), schema)
@@ -126,11 +158,10 @@ def reference_in_process(tmp_path, solver_path, images, labels, iterations):
     return saved
 
 
-def test_caffe_on_spark_lenet(tmp_path, spark, fashion, shared_data):
-    from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
-    from pyspark.ml.functions import array_to_vector
-
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, spark, fashion):
+    """LeNet trained in Spark for ITERATIONS iterations on 2 tasks (the kill test's uninterrupted run)."""
+    tmp_path = tmp_path_factory.mktemp("trained")
     (train_x, train_y), (test_x, test_y) = fashion
     (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
     solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=ITERATIONS, display=100,
@@ -138,21 +169,36 @@ def test_caffe_on_spark_lenet(tmp_path, spark, fashion, shared_data):
     train_df = image_frame(spark, train_x, train_y, "train")
     test_df = image_frame(spark, test_x, test_y, "test")
     cos = cgspark.CaffeOnSpark(spark)
-
     start = time.time()
     model = tmp_path / "lenet.caffemodel"
     cos.train(train_df, str(solver), model=str(model), cluster_size=RANKS)
-    train_s = time.time() - start
+    return types.SimpleNamespace(dir=tmp_path, solver=solver, model=model, cos=cos, train_df=train_df,
+                                 test_df=test_df, train_s=time.time() - start)
+
+
+def max_relative_difference(net_path, model_a, model_b) -> float:
+    a = caffegrid.Net(str(net_path), caffegrid.TEST, weights=str(model_a))
+    b = caffegrid.Net(str(net_path), caffegrid.TEST, weights=str(model_b))
+    worst = 0.0
+    for layer, blobs in a.params.items():
+        for x, y in zip(blobs, b.params[layer]):
+            worst = max(worst, float(np.max(np.abs(x.data - y.data)) / max(float(np.max(np.abs(y.data))), 1e-12)))
+    return worst
+
+
+def test_caffe_on_spark_lenet(tmp_path, trained, fashion, shared_data):
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.functions import array_to_vector
+
+    (train_x, train_y), (test_x, test_y) = fashion
+    cos, model, solver, train_s = trained.cos, trained.model, trained.solver, trained.train_s
+    train_df, test_df = trained.train_df, trained.test_df
     assert model.stat().st_size > 0
 
     # the same 2-rank training over the TCP communicator without Spark: the same weights
     reference = reference_weights(tmp_path, solver, shared_data)
-    spark_net = caffegrid.Net(str(tmp_path / "net.prototxt"), caffegrid.TEST, weights=str(model))
-    ref_net = caffegrid.Net(str(tmp_path / "net.prototxt"), caffegrid.TEST, weights=str(reference))
-    worst = 0.0
-    for layer, blobs in spark_net.params.items():
-        for a, b in zip(blobs, ref_net.params[layer]):
-            worst = max(worst, float(np.max(np.abs(a.data - b.data)) / max(float(np.max(np.abs(b.data))), 1e-12)))
+    worst = max_relative_difference(trained.dir / "net.prototxt", model, reference)
     assert worst <= 1e-5, f"Spark and in-process TCP training differ: max relative difference {worst:g}"
 
     scores = cos.test(test_df)
@@ -175,6 +221,155 @@ def test_caffe_on_spark_lenet(tmp_path, spark, fashion, shared_data):
           f"(max weight difference vs in-process TCP {worst:.2g})")
     assert scores["accuracy"] >= 0.70, scores
     assert accuracy >= 0.75, accuracy
+
+
+def task_pid(executor_tmp, rank):
+    """The Python worker running training rank `rank`: the process mapping its spill
+    file (TMPDIR/caffegrid-rankR-*/partition.f32), or None."""
+    marker = f"{executor_tmp}/caffegrid-rank{rank}-"
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/maps") as f:
+                    if marker in f.read():
+                        return int(entry)
+            except OSError:
+                continue  # gone, or not ours
+    return None
+
+
+def wait_for(what, condition, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"waited {seconds}s for {what}")
+
+
+def test_killed_task_resumes_from_last_snapshot(tmp_path, spark, trained, executor_tmp):
+    """SIGKILL rank 1's Python worker after the first snapshot: Spark retries the
+    barrier stage, the retry resumes from the newest snapshot, and the final weights
+    equal the uninterrupted run's (`trained`), bit for bit."""
+    (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
+    prefix = tmp_path / "snapshots" / "lenet"
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=ITERATIONS, display=100,
+                          test_initialization="false", snapshot=50, snapshot_prefix=f'"{prefix}"')
+    cos, outcome = cgspark.CaffeOnSpark(spark), {}
+
+    def train():
+        try:
+            outcome["model"] = cos.train(trained.train_df, str(solver), model=str(tmp_path / "final.caffemodel"),
+                                         cluster_size=RANKS)
+        except Exception as e:  # noqa: BLE001 - reported below
+            outcome["error"] = e
+    runner = threading.Thread(target=train, daemon=True)
+    runner.start()
+    wait_for("the snapshot of iteration 50", lambda: pathlib.Path(f"{prefix}_iter_50.cgstate").exists(), 120)
+    pid = wait_for("rank 1's process", lambda: task_pid(executor_tmp, 1), 10)
+    os.kill(pid, signal.SIGKILL)
+    killed = time.time()
+    runner.join(90)
+    if runner.is_alive():
+        spark.sparkContext.cancelAllJobs()
+        runner.join(30)
+        pytest.fail("training hung for 90 s after a task was killed")
+    recovered_s = time.time() - killed
+    assert "error" not in outcome, f"training did not recover: {outcome.get('error')}"
+    resumed = re.search(r"lenet_iter_(\d+)\.solverstate$", cos.resumed_from or "")
+    assert resumed and 50 <= int(resumed.group(1)) < ITERATIONS, cos.resumed_from
+    assert pathlib.Path(f"{prefix}_iter_{ITERATIONS}.caffemodel").exists()
+    worst = max_relative_difference(tmp_path / "net.prototxt", tmp_path / "final.caffemodel", trained.model)
+    print(f"\nkilled rank 1 (pid {pid}) after iteration {resumed.group(1)}'s snapshot; resumed from it and finished "
+          f"{recovered_s:.1f}s after the kill; max weight difference vs the uninterrupted run {worst:.2g}")
+    assert worst == 0.0, f"the resumed run's weights differ from the uninterrupted run's by {worst:g}"
+    assert recovered_s < 60
+
+
+def test_validation_rounds_lmdb_and_encoded_sources(tmp_path, spark, fashion, cli, shared_data):
+    """train_with_validation from an LMDB path (read by the tasks through the C
+    source), validated on a DataFrame of PNG-encoded rows: rounds at 0, 30, 60, the
+    last equal to test() over the same rows; PNG rows give the same features as the
+    raw pixels; an LMDB path gives one feature row per record; a broken image is
+    named in the error."""
+    (train_x, train_y), (test_x, test_y) = fashion
+    data = shared_data / "fashion-mnist"
+    lmdb = tmp_path / "train_lmdb"
+    subprocess.run([cli, "convert", "mnist", str(data / "train-images-idx3-ubyte.gz"),
+                    str(data / "train-labels-idx1-ubyte.gz"), str(lmdb), "--limit=2000"], check=True, capture_output=True)
+    (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=60, test_interval=30, display=0)
+    validation = image_frame(spark, test_x[:600], test_y[:600], "val", encoded=True)
+    cos = cgspark.CaffeOnSpark(spark)
+    rounds = cos.train_with_validation(str(lmdb), validation, str(solver), cluster_size=RANKS)
+    assert rounds.columns == ["iteration", "accuracy", "loss"]
+    rows = rounds.orderBy("iteration").collect()
+    assert [r.iteration for r in rows] == [0, 30, 60]
+    assert rows[0].accuracy < 0.3 and rows[-1].accuracy > 0.5, rows
+    scores = cos.test(validation)  # the final weights over the same 600 rows
+    assert abs(scores["accuracy"] - rows[-1].accuracy) < 1e-5 and abs(scores["loss"] - rows[-1].loss) < 1e-4
+
+    raw = image_frame(spark, test_x[:600], test_y[:600], "val")
+    decoded = {r.SampleID: r for r in cos.features(validation, ["ip1"], label="label").collect()}
+    plain = {r.SampleID: r for r in cos.features(raw, ["ip1"], label="label").collect()}
+    assert len(decoded) == 600 and decoded.keys() == plain.keys()
+    assert all(decoded[k].ip1 == plain[k].ip1 and decoded[k].label == plain[k].label for k in plain)
+
+    from_lmdb = cos.features(str(lmdb), ["ip1"], label="label").collect()
+    assert len(from_lmdb) == 2000 and len({r.SampleID for r in from_lmdb}) == 2000
+    assert all(r.label == float(train_y[int(r.SampleID)]) for r in from_lmdb)
+    print(f"\nvalidation rounds {[(r.iteration, round(r.accuracy, 4)) for r in rows]}, test() {scores}")
+
+    from pyspark.sql.types import BinaryType, BooleanType, DoubleType, StringType, StructField, StructType
+    schema = StructType([StructField("id", StringType()), StructField("label", DoubleType()),
+                         StructField("data", BinaryType()), StructField("encoded", BooleanType())])
+    broken = spark.createDataFrame([("broken7", 1.0, b"not an image", True)], schema)
+    with pytest.raises(Exception, match=r"row 'broken7': not a JPEG or PNG image"):
+        cos.features(broken, ["ip1"]).collect()
+
+
+def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
+    """CaffeOnSpark's command line through spark-submit (its own local-cluster of 2
+    executors): -train -features ip1 -label label -conf -model -output -outputFormat
+    json -clusterSize 2, data from the MemoryData layers' source/source_class."""
+    data = shared_data / "fashion-mnist"
+    for kind, name, limit in (("train", "train_lmdb", 1000), ("t10k", "test_lmdb", 300)):
+        subprocess.run([cli, "convert", "mnist", str(data / f"{kind}-images-idx3-ubyte.gz"),
+                        str(data / f"{kind}-labels-idx1-ubyte.gz"), str(tmp_path / name), f"--limit={limit}"],
+                       check=True, capture_output=True)
+    net = lenet_spark_prototxt()
+    for phase, name in (("TRAIN", "train_lmdb"), ("TEST", "test_lmdb")):
+        net = net.replace(f"include {{ phase: {phase} }}",
+                          f'include {{ phase: {phase} }} source_class: "com.yahoo.ml.caffe.LMDB"', 1)
+        at = net.index(f"phase: {phase}")
+        at = net.index("memory_data_param {", at) + len("memory_data_param {")
+        net = net[:at] + f' source: "file:{tmp_path / name}"' + net[at:]
+    (tmp_path / "net.prototxt").write_text(net)
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=40, display=0)
+    package_dir = os.path.dirname(os.path.dirname(caffegrid.__file__))
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+               PYTHONPATH=package_dir + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               SPARK_HOME=os.environ.get("SPARK_HOME", os.path.dirname(pyspark.__file__)))
+    submit = os.path.join(env["SPARK_HOME"], "bin", "spark-submit")
+    command = [submit, "--master", f"local-cluster[{RANKS},1,1024]", "--conf", "spark.driver.host=127.0.0.1",
+               "--conf", "spark.ui.enabled=false", "--conf", f"spark.executorEnv.PYTHONPATH={env['PYTHONPATH']}",
+               "--conf", "spark.executorEnv.OPENBLAS_NUM_THREADS=1", "--conf", "spark.executorEnv.CAFFEGRID_HOST=127.0.0.1",
+               os.path.join(os.path.dirname(caffegrid.__file__), "spark_submit.py"),
+               "-train", "-features", "ip1", "-label", "label", "-conf", str(solver), "-model",
+               str(tmp_path / "out.caffemodel"), "-output", str(tmp_path / "features"), "-outputFormat", "json",
+               "-clusterSize", str(RANKS), "-devices", "1"]
+    start = time.time()
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "out.caffemodel").stat().st_size > 0 and (tmp_path / "features" / "_SUCCESS").exists()
+    import json
+    rows = [json.loads(line) for part in sorted((tmp_path / "features").glob("part-*"))
+            for line in part.read_text().splitlines()]
+    labels = read_idx(data / "t10k-labels-idx1-ubyte.gz")
+    assert len(rows) == 300 and len({r["SampleID"] for r in rows}) == 300
+    assert all(len(r["ip1"]) == 500 and r["label"] == float(labels[int(r["SampleID"])]) for r in rows)
+    print(f"\nspark-submit -train -features: {time.time() - start:.1f}s, 300 feature rows")
 
 
 if __name__ == "__main__":  # reference_weights' process: TMP SOLVER SHARED_DATA ITERATIONS

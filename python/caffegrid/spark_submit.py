@@ -1,0 +1,130 @@
+"""CaffeOnSpark's command line on caffegrid: a CaffeOnSpark job runs with only
+the jar and class replaced by this script (or ``python -m caffegrid.spark_submit``):
+
+    spark-submit --master spark://host:7077 caffegrid/spark_submit.py \\
+        -train -features ip1 -label label -conf lenet_solver.prototxt \\
+        -model lenet.caffemodel -output features_dir -outputFormat json -clusterSize 2
+
+As in CaffeOnSpark, the data come from the nets' MemoryData layers:
+``memory_data_param { source: "..." }`` of the TRAIN layer for -train, of the
+TEST layer for -test and -features, with ``source_class`` naming the kind
+(com.yahoo.ml.caffe.LMDB, SeqImageDataSource, ImageDataFrame) or, without it,
+the kind found from the path (see caffegrid.spark.source_type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any, List, Optional
+
+from caffegrid._errors import Error, InvalidArgumentError
+from caffegrid.spark import CaffeOnSpark, _memory_data_block, read_solver
+
+_PREFIXES = {"LMDB": "lmdb:", "SeqImageDataSource": "seqfile:", "ImageDataFrame": None}
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    """CaffeOnSpark's flags (single dash, as its CLI spells them)."""
+    p = argparse.ArgumentParser(prog="spark_submit.py", allow_abbrev=False,
+                                description="CaffeOnSpark's command line: train, test and extract features on Spark")
+    p.add_argument("-train", action="store_true", help="train the -conf solver's net")
+    p.add_argument("-test", action="store_true", help="score the TEST net; writes the scores as JSON to -output")
+    p.add_argument("-features", help="comma-separated blobs to extract from the TEST net into -output")
+    p.add_argument("-label", help="the blob written as the features' label column")
+    p.add_argument("-conf", required=True, help="solver prototxt")
+    p.add_argument("-model", help="final weights (written by -train, read by -test/-features otherwise)")
+    p.add_argument("-output", help="output directory of -features and -test")
+    p.add_argument("-outputFormat", default="json", choices=["json", "parquet"], help="format of -features output")
+    p.add_argument("-clusterSize", type=int, default=1, help="training tasks (executors) in the barrier stage")
+    p.add_argument("-devices", type=int, default=1, help="accepted for compatibility; caffegrid runs on CPUs")
+    p.add_argument("-connection", default="ethernet", help="accepted for compatibility; tasks talk over TCP")
+    p.add_argument("-snapshot", help="a .solverstate to resume training from (or 'auto': the newest complete one)")
+    p.add_argument("-weights", help="comma-separated .caffemodel files to fine-tune from")
+    p.add_argument("-resize", action="store_true", help="resize images to the MemoryData layer's height x width")
+    args = p.parse_args(argv)
+    if not (args.train or args.test or args.features):
+        p.error("give at least one of -train, -test, -features")
+    if (args.test or args.features) and not args.output:
+        p.error("-test and -features need -output")
+    if not args.train and not args.model:
+        p.error("-test and -features without -train need -model (the weights)")
+    return args
+
+
+def memory_data_source(net_text: str, phase: str, conf: str) -> Any:
+    """The source named by the net's MemoryData layer for ``phase``: a path with the
+    source kind as prefix, or ("dataframe", path) for CaffeOnSpark's ImageDataFrame."""
+    block = _memory_data_block(net_text, phase)
+    source = re.search(r'\bsource\s*:\s*"([^"]*)"', block)
+    if not source:
+        raise InvalidArgumentError(f"{conf}: the {phase} MemoryData layer has no memory_data_param.source "
+                                   "(CaffeOnSpark reads its data from there)")
+    path = source.group(1)
+    kind = re.search(r'\bsource_class\s*:\s*"([^"]*)"', block)
+    if not kind:
+        return path
+    short = kind.group(1).rsplit(".", 1)[-1]
+    if short not in _PREFIXES:
+        raise InvalidArgumentError(f"{conf}: source_class '{kind.group(1)}' of the {phase} MemoryData layer is not "
+                                   f"supported (known: {', '.join(_PREFIXES)})")
+    prefix = _PREFIXES[short]
+    return ("dataframe", path) if prefix is None else prefix + path.removeprefix("file://").removeprefix("file:")
+
+
+def _source(spark: Any, source: Any) -> Any:
+    if isinstance(source, tuple):
+        return spark.read.load(source[1])  # ImageDataFrame: a DataFrame file (parquet unless configured)
+    return source
+
+
+def run(spark: Any, args: argparse.Namespace) -> None:
+    solver_text, net_text = read_solver(args.conf)
+    cos = CaffeOnSpark(spark, resize=args.resize)
+    if args.train:
+        train = _source(spark, memory_data_source(net_text, "TRAIN", args.conf))
+        cos.train(train, args.conf, model=args.model, cluster_size=args.clusterSize, snapshot=args.snapshot,
+                  weights=args.weights)
+        print(f"caffegrid: trained on {args.clusterSize} task(s); final model "
+              f"{args.model or '(not written: no -model)'}", file=sys.stderr)
+    net_file = _net_file(args.conf, solver_text)
+    model = None if args.train else args.model
+    if args.test or args.features:
+        test = _source(spark, memory_data_source(net_text, "TEST", args.conf))
+    if args.test:
+        scores = cos.test(test, net=net_file if model else None, model=model)
+        os.makedirs(args.output, exist_ok=True)
+        with open(os.path.join(args.output, "test_result.json"), "w") as f:
+            json.dump(scores, f)
+        print(f"caffegrid test: {scores}", file=sys.stderr)
+    if args.features:
+        blobs = [b for b in args.features.split(",") if b]
+        frame = cos.features(test, blobs, label=args.label, net=net_file if model else None, model=model)
+        frame.write.mode("overwrite").format(args.outputFormat).save(args.output)
+
+
+def _net_file(conf: str, solver_text: str) -> str:
+    net = re.search(r'^\s*(?:net|train_net)\s*:\s*"?([^"\s]+)', solver_text, re.M).group(1)
+    return net if os.path.exists(net) else os.path.join(os.path.dirname(os.path.abspath(conf)), net)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName("caffegrid").getOrCreate()
+    try:
+        run(spark, args)
+    except (Error, OSError) as e:
+        print(f"caffegrid: {e}", file=sys.stderr)
+        return 1
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
