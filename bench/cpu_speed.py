@@ -151,15 +151,26 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--iters", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--peak", type=float, default=198.0, help="measured fp32 peak of all cores, GFLOP/s")
+    ap.add_argument("--peak", type=float, default=None,
+                    help="fp32 peak of all cores, GFLOP/s (default: measured by build/bench/peak_flops in this run)")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     if a.worker:
         name, threads = a.worker.split(":")
         torch_worker(name, int(threads), a.iters, a.warmup)
         return
-    subprocess.run(["make", "-s", "-j2", "build/caffegrid", "build/bench/cpu_speed"], cwd=ROOT, check=True)
+    subprocess.run(["make", "-s", "-j2", "build/caffegrid", "build/bench/cpu_speed", "build/bench/peak_flops"], cwd=ROOT,
+                   check=True)
     ncores = os.cpu_count()
+    max_threads = max(int(t) for t in a.threads.split(","))
+    if a.peak is None:  # FMA throughput on 1..N threads at once, measured now (bench/peak_flops.c)
+        measured = run_worker([os.path.join(ROOT, "build/bench/peak_flops"), str(max_threads)], os.environ)
+        peaks = {t: measured[str(t)] for t in range(1, max_threads + 1)}
+        a.peak_text = "measured in this run by `build/bench/peak_flops` (%s FMAs): %s GFLOP/s" % (
+            measured["isa"], ", ".join("%.0f on %d thread%s" % (v, t, "s" if t > 1 else "") for t, v in peaks.items()))
+    else:
+        peaks = {t: a.peak * t / ncores for t in range(1, max_threads + 1)}
+        a.peak_text = "given: %.0f GFLOP/s for %d cores, prorated per thread" % (a.peak, ncores)
     rows, layer_tables, torch_version = [], [], "?"
     load_before = os.getloadavg()[0]
     for name in a.nets.split(","):
@@ -185,7 +196,7 @@ def main():
                     res[who]["maxrss_kb"] = max(res[who]["maxrss_kb"], out["maxrss_kb"])
                     torch_version = out.get("version", torch_version)
             med = {w: {k: statistics.median(res[w][k]) for k in ("fb_ms", "train_ms")} for w in res}
-            peak = a.peak * threads / ncores
+            peak = peaks[threads]
             row = dict(net=name, threads=threads, n=len(res["cg"]["fb_ms"]),
                        cg_fb=med["cg"]["fb_ms"], pt_fb=med["pt"]["fb_ms"],
                        cg_tr=med["cg"]["train_ms"], pt_tr=med["pt"]["train_ms"],
@@ -215,16 +226,16 @@ def render(rows, layer_tables, torch_version, a, loads):
                 break
     out = ["## CPU speed", "",
            "`/usr/bin/python3 bench/cpu_speed.py` (after `bash bench/setup.sh`) on %d cores (%s), shared with other "
-           "work (load average %.1f before, %.1f after). caffegrid (OpenBLAS, `OPENBLAS_NUM_THREADS`) and PyTorch %s "
+           "work (load average %.1f before, %.1f after). caffegrid (oneDNN convolutions and gemms on `OPENBLAS_NUM_THREADS` OpenMP threads) and PyTorch %s "
            "(CPU, `torch.set_num_threads`, `OMP_WAIT_POLICY=passive`, which made it 4x faster here) run the same nets and batch sizes (`examples/nets/*_time.prototxt`), "
            "interleaved: %d rounds, each running caffegrid's worker then PyTorch's, %d untimed warm-up iterations "
            "then %d timed ones; times are medians of all %d samples. *fwd+bwd* is forward and backward (Caffe's "
            "`time`); *train* is a full SGD iteration (clear gradients, forward, backward, momentum + weight-decay "
            "update). *%% peak* is the convolution and inner-product FLOPs of one fwd+bwd over its time, as a "
-           "fraction of the measured fp32 peak (%.0f GFLOP/s for %d cores, prorated per thread). RSS is each "
+           "fraction of the fp32 peak for that many threads (%s). RSS is each "
            "process's peak resident memory (PyTorch's includes its ~%s MiB runtime)." % (
                os.cpu_count(), cpu, loads[0], loads[1], torch_version, a.rounds, a.warmup, a.iters,
-               a.rounds * a.iters, a.peak, os.cpu_count(), "200"),
+               a.rounds * a.iters, a.peak_text, "200"),
            "",
            "| net (batch) | threads | caffegrid fwd+bwd ms | PyTorch fwd+bwd ms | ratio | caffegrid train ms | "
            "PyTorch train ms | ratio | GFLOP | caffegrid % peak | PyTorch % peak | caffegrid RSS MiB | PyTorch RSS MiB |",

@@ -1,18 +1,22 @@
 /* CPU math backend over OpenBLAS's CBLAS, plus im2col/col2im. */
 #include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "math/math.h"
+#include "math/threads.h"
 
 void cg_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, const float *B,
              float beta, float *C) {
   int lda = trans_a ? M : K, ldb = trans_b ? K : N;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, N);
+  cg_gemm_ld(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
 }
 
 void cg_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta, float *y) {
-  cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, M, N, alpha, A, N, x, 1, beta, y, 1);
+  /* y as a 1-column matrix: op(A) [rows x cols] times x [cols x 1] */
+  int rows = trans_a ? N : M, cols = trans_a ? M : N;
+  cg_gemm_ld(trans_a, false, rows, 1, cols, alpha, A, N, x, 1, beta, y, 1);
 }
 
 void cg_axpy(size_t n, float alpha, const float *x, float *y) {
@@ -100,8 +104,23 @@ void cg_col2im(const float *col, int channels, int height, int width, int kernel
   }
 }
 
+/* oneDNN's sgemm (row-major, on the OpenMP threads its convolutions use; see
+ * math/threads.h), or OpenBLAS's with CAFFEGRID_GEMM=openblas. */
 void cg_gemm_ld(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  static int use_openblas = -1;
+  if (use_openblas < 0) {
+    const char *v = getenv("CAFFEGRID_GEMM");
+    use_openblas = v && strcmp(v, "openblas") == 0;
+  }
+  if (!use_openblas) {
+    int saved = cg_math_threads_enter(cg_math_threads());
+    dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C,
+                                  ldc);
+    cg_math_threads_leave(saved);
+    if (st == dnnl_success) return;
+  }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
               alpha, A, lda, B, ldb, beta, C, ldc);
 }

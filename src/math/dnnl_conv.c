@@ -3,13 +3,12 @@
  * another layout, a buffer in that layout plus the reorder between the two. */
 #include "math/dnnl_conv.h"
 
-#include <cblas.h>
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "caffegrid/error.h"
+#include "math/threads.h"
 
 typedef struct port {
   dnnl_memory_t user;       /* plain layout over the caller's pointer */
@@ -56,12 +55,6 @@ bool cg_dnnl_conv_enabled(void) {
 
 void cg_dnnl_conv_use(bool on) { dnnl_choice = on; }
 
-/* oneDNN runs on OpenMP threads; the rest of a net runs OpenBLAS's. */
-static int with_threads(int n) {
-  int saved = omp_get_max_threads();
-  if (saved != n) omp_set_num_threads(n);
-  return saved;
-}
 
 static int port_init(port *p, dnnl_engine_t eng, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
                      bool output) {
@@ -209,12 +202,11 @@ int cg_dnnl_conv_create(const cg_dnnl_conv_shape *s, cg_dnnl_conv **out) {
   if (!c) return cg_error(CG_ERR_NOMEM, "out of memory");
   c->cropped = cropped;
   c->bottom_count = (size_t)s->num * s->channels * s->height * s->width;
-  int threads = openblas_get_num_threads();
-  c->threads = threads > 0 ? threads : 1;
+  c->threads = cg_math_threads();
   c->bias = s->bias;
   c->num_output = s->num_output;
   c->weight_count = (size_t)s->num_output * (s->channels / s->group) * s->kernel_h * s->kernel_w;
-  int saved = with_threads(c->threads);
+  int saved = cg_math_threads_enter(c->threads);
   int rc = CG_OK;
   if (dnnl_engine_create(&c->engine, dnnl_cpu, 0) != dnnl_success ||
       dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags) != dnnl_success) {
@@ -227,7 +219,7 @@ int cg_dnnl_conv_create(const cg_dnnl_conv_shape *s, cg_dnnl_conv **out) {
     c->bias_grad = malloc((size_t)s->num_output * sizeof(float));
     if (!c->weight_grad || !c->bias_grad) rc = cg_error(CG_ERR_NOMEM, "out of memory");
   }
-  with_threads(saved);
+  cg_math_threads_leave(saved);
   if (rc == CG_OK) {
     *out = c;
     return CG_OK;
@@ -266,13 +258,13 @@ static int forward(cg_dnnl_conv *c, const float *bottom, const float *weight, co
 }
 
 int cg_dnnl_conv_forward(cg_dnnl_conv *c, const float *bottom, const float *weight, const float *bias, float *top) {
-  int saved = with_threads(c->threads);
+  int saved = cg_math_threads_enter(c->threads);
   int rc = forward(c, bottom, weight, bias, top);
   if (!rc) {
     dnnl_status_t st = dnnl_stream_wait(c->stream);
     if (st != dnnl_success) rc = dnnl_failed(st, "stream wait");
   }
-  with_threads(saved);
+  cg_math_threads_leave(saved);
   return rc;
 }
 
@@ -308,7 +300,7 @@ static int backward_weights(cg_dnnl_conv *c, const float *bottom, const float *t
 
 int cg_dnnl_conv_backward(cg_dnnl_conv *c, const float *bottom, const float *top_diff, const float *weight,
                           float *weight_diff, float *bias_diff, float *bottom_diff) {
-  int saved = with_threads(c->threads);
+  int saved = cg_math_threads_enter(c->threads);
   /* the top diff in backward data's layout; backward weights reads it too when it wants the same */
   int rc = port_bind(&c->bd_diff_dst, c->stream, top_diff, false);
   if (!rc) rc = backward_weights(c, bottom, top_diff);
@@ -317,7 +309,7 @@ int cg_dnnl_conv_backward(cg_dnnl_conv *c, const float *bottom, const float *top
     dnnl_status_t st = dnnl_stream_wait(c->stream);
     if (st != dnnl_success) rc = dnnl_failed(st, "stream wait");
   }
-  with_threads(saved);
+  cg_math_threads_leave(saved);
   if (rc) return rc;
   /* Caffe's parameter gradients accumulate across passes (iter_size, several bottoms) */
   for (size_t i = 0; i < c->weight_count; i++) weight_diff[i] += c->weight_grad[i];
