@@ -1,11 +1,12 @@
 # Shared fixtures of the Python API tests: where the data and the CLI are, the
 # MNIST t10k LMDB (made once with `caffegrid convert mnist`), Fashion-MNIST as
-# NumPy arrays, and LeNet prototxts (the repository's example, MemoryData-fed).
+# NumPy arrays, LeNet prototxts (the repository's example, MemoryData-fed) and PNG files.
 import gzip
 import os
 import pathlib
 import struct
 import subprocess
+import zlib
 
 import numpy as np
 import pytest
@@ -80,3 +81,24 @@ def write_solver(path: pathlib.Path, net: str, **settings) -> pathlib.Path:
     lines = [f'net: "{net}"'] + [f"{k}: {v}" for k, v in values.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def lenet_spark_prototxt() -> str:
+    """The example LeNet with MemoryData layers that keep its transform_param scale."""
+    text = EXAMPLE_NET.read_text()
+    body = text[text.index('layer {\n  name: "conv1"'):]
+    memory = ('layer {{ name: "data" type: "MemoryData" top: "data" top: "label" include {{ phase: {phase} }}\n'
+              '  transform_param {{ scale: 0.00390625 }}\n'
+              '  memory_data_param {{ batch_size: {batch} channels: 1 height: 28 width: 28 }} }}\n')
+    return 'name: "LeNet"\n' + memory.format(phase="TRAIN", batch=64) + memory.format(phase="TEST", batch=100) + body
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A grey 8-bit image (1 x H x W) as a PNG file (filter 0 rows, zlib-deflated)."""
+    _, height, width = image.shape
+    raw = b"".join(b"\x00" + image[0, r].tobytes() for r in range(height))
+
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")

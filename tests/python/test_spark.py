@@ -11,36 +11,24 @@ import pathlib
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import types
 import time
-import zlib
 
 import numpy as np
 import pytest
 
 import caffegrid
 from caffegrid import spark as cgspark
-from conftest import EXAMPLE_NET, read_idx, write_solver
+from conftest import lenet_spark_prototxt, png_bytes, read_idx, write_solver
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (python3 -m pip install 'pyspark>=3.5')")
 if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
     pytest.skip("no Java runtime for Spark (apt-get install openjdk-17-jre-headless)", allow_module_level=True)
 
 TRAIN_ROWS, TEST_ROWS, ITERATIONS, RANKS = 4000, 2000, 200, 2
-SCALE = "transform_param {{ scale: 0.00390625 }}"  # doubled braces: a str.format template
-
-
-def lenet_spark_prototxt() -> str:
-    """The example LeNet with MemoryData layers that keep its transform_param scale."""
-    text = EXAMPLE_NET.read_text()
-    body = text[text.index('layer {\n  name: "conv1"'):]
-    memory = ('layer {{ name: "data" type: "MemoryData" top: "data" top: "label" include {{ phase: {phase} }}\n'
-              '  ' + SCALE + '\n  memory_data_param {{ batch_size: {batch} channels: 1 height: 28 width: 28 }} }}\n')
-    return 'name: "LeNet"\n' + memory.format(phase="TRAIN", batch=64) + memory.format(phase="TEST", batch=100) + body
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +66,6 @@ def fashion(shared_data):
         labels = read_idx(shared_data / "fashion-mnist" / f"{kind}-labels-idx1-ubyte.gz")[:count]
         return images, labels
     return load("train", TRAIN_ROWS), load("t10k", TEST_ROWS)
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """A grey 8-bit image (1 x H x W) as a PNG file (filter 0 rows, zlib-deflated)."""
-    _, height, width = image.shape
-    raw = b"".join(b"\x00" + image[0, r].tobytes() for r in range(height))
-
-    def chunk(tag, body):
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def image_frame(spark, images, labels, prefix, encoded=False):
