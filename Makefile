@@ -17,7 +17,7 @@ HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen $(MPI_CFLAGS) $(HDF5_CFLAGS)
 CFLAGS += $(OPT) $(CFLAGS_COMMON)
 LDFLAGS += $(OPT) -fopenmp
-LDLIBS = -ldnnl -lopenblas -llmdb -lprotobuf-c -ljpeg -lpng -lz -lm -lpthread $(MPI_LIBS) $(HDF5_LIBS)
+LDLIBS = -ldnnl -lopenblas -llmdb -lprotobuf-c -ljpeg -lpng -lz -lmvec -lm -lpthread $(MPI_LIBS) $(HDF5_LIBS)
 
 GEN_C = $(BUILD)/gen/proto/caffe.pb-c.c
 GEN_H = $(BUILD)/gen/proto/caffe.pb-c.h

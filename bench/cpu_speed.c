@@ -12,6 +12,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/net.h"
 #include "caffegrid/solver.h"
+#include "math/threads.h"
 
 static double now_ms(void) {
   struct timespec ts;
@@ -31,7 +32,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   /* the CLI's thread policy (tools/caffegrid.c) */
-  if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
+  if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(cg_math_threads());
   int iters = atoi(argv[2]), warmup = atoi(argv[3]);
   if (iters <= 0 || warmup < 0) return 2;
   char solver_path[] = "/tmp/cg_cpu_speed_XXXXXX";

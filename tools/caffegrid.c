@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "math/threads.h"
 
 static const struct {
   const char *name;
@@ -29,10 +30,9 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  /* OpenBLAS already uses every core inside each gemm; OpenMP regions around it
-   * fight those threads (measured: LeNet 28 ms single vs 35 ms with both on 2 cores),
-   * so our own loops run on one thread unless the user asks otherwise. */
-  if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
+  /* Our own loops (pooling, ReLU, ...) run on the OpenMP threads oneDNN's
+   * convolutions and gemms use, as many as the math has (math/threads.h). */
+  if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(cg_math_threads());
   if (argc < 2 || strcmp(argv[1], "-help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
     usage();
     return argc < 2 ? 1 : 0;

@@ -1,6 +1,7 @@
 /* caffegrid train: run a solver, with Caffe's flags (-solver, -weights, -snapshot,
  * -iterations) and CaffeOnSpark's spelling (-train -conf S -model OUT). */
 #include <cblas.h>
+#include <omp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ static void share_cores_between_local_ranks(void) {
   long online = sysconf(_SC_NPROCESSORS_ONLN);
   if (ranks_here > 1 && cores >= online) cores = (int)online / ranks_here; /* unbound: take our share */
   openblas_set_num_threads(cores > 0 ? cores : 1);
+  if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(cores > 0 ? cores : 1);
 }
 
 int cmd_train(int argc, char **argv) {

@@ -65,7 +65,7 @@ int cg_filler_fill(const cg_filler *f, cg_blob *b, cg_rng *rng) {
       for (size_t i = 0; i < n; i++) d[i] = cg_rng_uniform(rng, f->min, f->max);
       break;
     case CG_FILLER_GAUSSIAN: {
-      for (size_t i = 0; i < n; i++) d[i] = cg_rng_gaussian(rng, f->mean, f->std);
+      cg_rng_gaussian_fill(rng, f->mean, f->std, d, n);
       if (f->sparse >= 0) {
         /* Keep each weight with probability sparse / num_outputs, as Caffe does. */
         if (b->num_axes < 1 || b->shape[0] == 0) return cg_error(CG_ERR_SHAPE, "sparse gaussian filler needs a 2-d blob");
