@@ -219,22 +219,23 @@ static inline void ave_window(int p, int stride, int pad, int kernel, int size, 
   *end = b < size ? b : size;
 }
 
+/* One AVE output: the sum over the window's part inside the image, divided by
+ * the padded window's size (0 only for a window wholly past the image, kernel < stride). */
+static inline float ave_one(const pool_state *s, const float *restrict in, int hstart, int hend, int hext, int pw) {
+  int wstart, wend, wext;
+  ave_window(pw, s->stride_w, s->pad_w, s->kernel_w, s->width, &wstart, &wend, &wext);
+  int pool_size = hext * wext;
+  float sum = 0;
+  for (int h = hstart; h < hend; h++)
+    for (int w = wstart; w < wend; w++) sum += in[h * s->width + w];
+  return pool_size > 0 ? sum / (float)pool_size : 0.0f;
+}
+
 static void ave_plane_ref(const pool_state *s, const float *restrict in, float *restrict out) {
-  const int W = s->width, H = s->height, PH = s->pooled_h, PW = s->pooled_w;
-  const int sh = s->stride_h, sw = s->stride_w, ph_ = s->pad_h, pw_ = s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
-  for (int ph = 0; ph < PH; ph++) {
+  for (int ph = 0; ph < s->pooled_h; ph++) {
     int hstart, hend, hext;
-    ave_window(ph, sh, ph_, kh, H, &hstart, &hend, &hext);
-    for (int pw = 0; pw < PW; pw++) {
-      int wstart, wend, wext;
-      ave_window(pw, sw, pw_, kw, W, &wstart, &wend, &wext);
-      int pool_size = hext * wext;
-      float sum = 0;
-      for (int h = hstart; h < hend; h++)
-        for (int w = wstart; w < wend; w++) sum += in[h * W + w];
-      /* pool_size is 0 only for a window wholly past the image (kernel < stride). */
-      out[ph * PW + pw] = pool_size > 0 ? sum / (float)pool_size : 0.0f;
-    }
+    ave_window(ph, s->stride_h, s->pad_h, s->kernel_h, s->height, &hstart, &hend, &hext);
+    for (int pw = 0; pw < s->pooled_w; pw++) out[ph * s->pooled_w + pw] = ave_one(s, in, hstart, hend, hext, pw);
   }
 }
 
@@ -259,16 +260,10 @@ static void ave_plane(const pool_state *s, const float *restrict in, float *rest
       }
     int pool_size = hext * kw; /* an interior window is kw wide */
     for (int pw = lo; pw < hi; pw++) o[pw] = pool_size > 0 ? o[pw] / (float)pool_size : 0.0f;
-    for (int pw = 0; pw < PW; pw++) {
+    for (int pw = 0; pw < PW; pw++) { /* the clipped windows at both ends */
       if (pw == lo) pw = hi;
       if (pw >= PW) break;
-      int wstart, wend, wext;
-      ave_window(pw, sw, pw_, kw, W, &wstart, &wend, &wext);
-      int size = hext * wext;
-      float sum = 0;
-      for (int h = hstart; h < hend; h++)
-        for (int w = wstart; w < wend; w++) sum += in[h * W + w];
-      o[pw] = size > 0 ? sum / (float)size : 0.0f;
+      o[pw] = ave_one(s, in, hstart, hend, hext, pw);
     }
   }
 }
