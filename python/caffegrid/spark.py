@@ -360,36 +360,43 @@ def _tested_at(solver_text: str, iteration: int) -> bool:
     return interval > 0 and iteration % interval == 0 and (iteration > 0 or initial)
 
 
+def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optional[str]]:
+    """This task's solver on the TCP ring (files written into workdir), fine-tuned
+    or resumed as the plan says; and the snapshot it resumed from."""
+    import caffegrid
+
+    rank = ctx.partitionId()
+    net_path = os.path.join(workdir, "net.prototxt")
+    solver_path = os.path.join(workdir, "solver.prototxt")
+    with open(net_path, "w") as f:
+        f.write(plan.net_text)
+    with open(solver_path, "w") as f:
+        f.write(task_solver_text(plan.solver_text, net_path, plan.max_iter, plan.snapshot_prefix,
+                                 plan.test_iter * plan.size if plan.validation is not None else None))
+    if plan.snapshot_prefix and rank == 0:
+        os.makedirs(os.path.dirname(plan.snapshot_prefix), exist_ok=True)
+    listener = caffegrid.TcpListener()
+    addresses = ctx.allGather(f"{_task_host(ctx)}:{listener.port}")  # in partition order
+    solver = caffegrid.Solver(solver_path, comm=listener.connect(rank, plan.size, addresses, plan.timeout))
+    if plan.weights:
+        solver.copy_from(plan.weights)
+    resumed = _resume_point(ctx, solver, plan)
+    if resumed:
+        solver.restore(resumed)
+    return solver, resumed
+
+
 def _train_partition(plan: TrainPlan):
     """The barrier task: rendezvous, resume, train (validating), and (rank 0) return
     ("model", weights), ("rounds", validation rounds), ("resumed", snapshot or None)."""
     def run(rows: Iterator[Any]) -> Iterator[Tuple[str, Any]]:
         from pyspark import BarrierTaskContext
 
-        import caffegrid
-
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         workdir = tempfile.mkdtemp(prefix=f"caffegrid-rank{rank}-")
         try:
-            net_path = os.path.join(workdir, "net.prototxt")
-            solver_path = os.path.join(workdir, "solver.prototxt")
-            with open(net_path, "w") as f:
-                f.write(plan.net_text)
-            with open(solver_path, "w") as f:
-                f.write(task_solver_text(plan.solver_text, net_path, plan.max_iter, plan.snapshot_prefix,
-                                         plan.test_iter * plan.size if plan.validation is not None else None))
-            if plan.snapshot_prefix and rank == 0:
-                os.makedirs(os.path.dirname(plan.snapshot_prefix), exist_ok=True)
-            listener = caffegrid.TcpListener()
-            addresses = ctx.allGather(f"{_task_host(ctx)}:{listener.port}")  # in partition order
-            comm = listener.connect(rank, plan.size, addresses, plan.timeout)
-            solver = caffegrid.Solver(solver_path, comm=comm)
-            if plan.weights:
-                solver.copy_from(plan.weights)
-            resumed = _resume_point(ctx, solver, plan)
-            if resumed:
-                solver.restore(resumed)
+            solver, resumed = _start_solver(ctx, plan, workdir)
             batch, channels, height, width = solver.net.feed_shape(None)
             iter_size = int(_field(plan.solver_text, "iter_size") or 1)
             batches = cycled_batches(rows, batch * iter_size, channels * height * width, plan.decoder.scale, workdir,
