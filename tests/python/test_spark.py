@@ -22,7 +22,8 @@ import pytest
 
 import caffegrid
 from caffegrid import spark as cgspark
-from conftest import lenet_spark_prototxt, png_bytes, read_idx, write_solver
+from caffegrid import spark_submit
+from conftest import EXAMPLE_NET, lenet_spark_prototxt, png_bytes, read_idx, write_solver
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (python3 -m pip install 'pyspark>=3.5')")
 if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
@@ -306,6 +307,53 @@ def test_validation_rounds_lmdb_and_encoded_sources(tmp_path, spark, fashion, cl
         cos.features(broken, ["ip1"]).collect()
 
 
+def caffeonspark_net(sources) -> str:
+    """lenet_spark_prototxt with CaffeOnSpark's data sources: {phase: (source_class, source)}."""
+    net = lenet_spark_prototxt()
+    for phase, (kind, source) in sources.items():
+        net = net.replace(f"include {{ phase: {phase} }}", f'include {{ phase: {phase} }} source_class: "{kind}"', 1)
+        at = net.index("memory_data_param {", net.index(f"phase: {phase}")) + len("memory_data_param {")
+        net = net[:at] + f' source: "{source}"' + net[at:]
+    return net
+
+
+def test_spark_submit_test_and_dataframe_source(tmp_path, spark, trained, fashion, cli, shared_data):
+    """spark_submit.run in this session: -test over an LMDB gives the accuracy and loss
+    `caffegrid test` prints for the same weights and images; -features reads an
+    ImageDataFrame (parquet) source, one row per row."""
+    data = shared_data / "fashion-mnist"
+    lmdb = tmp_path / "test_lmdb"
+    subprocess.run([cli, "convert", "mnist", str(data / "t10k-images-idx3-ubyte.gz"),
+                    str(data / "t10k-labels-idx1-ubyte.gz"), str(lmdb), "--limit=600"], check=True, capture_output=True)
+    (tmp_path / "net.prototxt").write_text(caffeonspark_net({"TEST": ("com.yahoo.ml.caffe.LMDB", f"file:{lmdb}")}))
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt")
+    spark_submit.run(spark, spark_submit.parse_args(["-test", "-conf", str(solver), "-model", str(trained.model),
+                                                     "-output", str(tmp_path / "test_out")]))
+    import json
+    scores = json.loads((tmp_path / "test_out" / "test_result.json").read_text())
+
+    # the CLI over the same LMDB, through the example's Data-layer net (same scale, batch 100): 6 batches
+    cli_net = EXAMPLE_NET.read_text().replace("fashion_mnist_test_lmdb", str(lmdb))
+    (tmp_path / "cli_net.prototxt").write_text(cli_net)
+    out = subprocess.run([cli, "test", "-model", str(tmp_path / "cli_net.prototxt"), "-weights", str(trained.model),
+                          "-iterations", "6"], check=True, capture_output=True, text=True).stderr
+    cli_scores = {m.group(1): float(m.group(2)) for m in re.finditer(r"\] (accuracy|loss) = ([0-9.e+-]+)", out)}
+    assert set(cli_scores) == {"accuracy", "loss"}, out[-2000:]
+    assert abs(scores["accuracy"] - cli_scores["accuracy"]) < 1e-5 and abs(scores["loss"] - cli_scores["loss"]) < 1e-4
+
+    (_, _), (test_x, test_y) = fashion
+    parquet = tmp_path / "images.parquet"
+    image_frame(spark, test_x[:300], test_y[:300], "img", encoded=True).write.parquet(str(parquet))
+    (tmp_path / "net.prototxt").write_text(caffeonspark_net({"TEST": ("com.yahoo.ml.caffe.ImageDataFrame", str(parquet))}))
+    spark_submit.run(spark, spark_submit.parse_args(["-features", "ip1,ip2", "-label", "label", "-conf", str(solver),
+                                                     "-model", str(trained.model), "-output", str(tmp_path / "f"),
+                                                     "-outputFormat", "parquet"]))
+    rows = spark.read.parquet(str(tmp_path / "f")).collect()
+    assert len(rows) == 300 and len({r.SampleID for r in rows}) == 300
+    assert all(len(r.ip1) == 500 and len(r.ip2) == 10 and r.label == float(test_y[int(r.SampleID[3:])]) for r in rows)
+    print(f"\nspark_submit -test {scores} (caffegrid test: {cli_scores})")
+
+
 def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
     """CaffeOnSpark's command line through spark-submit (its own local-cluster of 2
     executors): -train -features ip1 -label label -conf -model -output -outputFormat
@@ -315,13 +363,8 @@ def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
         subprocess.run([cli, "convert", "mnist", str(data / f"{kind}-images-idx3-ubyte.gz"),
                         str(data / f"{kind}-labels-idx1-ubyte.gz"), str(tmp_path / name), f"--limit={limit}"],
                        check=True, capture_output=True)
-    net = lenet_spark_prototxt()
-    for phase, name in (("TRAIN", "train_lmdb"), ("TEST", "test_lmdb")):
-        net = net.replace(f"include {{ phase: {phase} }}",
-                          f'include {{ phase: {phase} }} source_class: "com.yahoo.ml.caffe.LMDB"', 1)
-        at = net.index(f"phase: {phase}")
-        at = net.index("memory_data_param {", at) + len("memory_data_param {")
-        net = net[:at] + f' source: "file:{tmp_path / name}"' + net[at:]
+    net = caffeonspark_net({"TRAIN": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'train_lmdb'}"),
+                            "TEST": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'test_lmdb'}")})
     (tmp_path / "net.prototxt").write_text(net)
     solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=40, display=0)
     package_dir = os.path.dirname(os.path.dirname(caffegrid.__file__))
