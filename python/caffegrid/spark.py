@@ -360,6 +360,16 @@ def _tested_at(solver_text: str, iteration: int) -> bool:
     return interval > 0 and iteration % interval == 0 and (iteration > 0 or initial)
 
 
+def _strided(rdd: Any, size: int) -> Any:
+    """The rows in ``size`` partitions, partition r holding rows r, r+size, ... in
+    their order (as the Data layer shares records between ranks). The shuffle ends
+    the source's lineage before the barrier stage, which refuses chains holding
+    union, coalesce, limit and the like; sorting keeps the order fixed, so a
+    retried stage feeds the same batches."""
+    return (rdd.zipWithIndex().map(lambda pair: (pair[1], pair[0]))
+            .repartitionAndSortWithinPartitions(size, lambda index: index % size).values())
+
+
 def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optional[str]]:
     """This task's solver on the TCP ring (files written into workdir), fine-tuned
     or resumed as the plan says; and the snapshot it resumed from."""
@@ -524,7 +534,8 @@ class CaffeOnSpark:
         """Trains the solver's net on ``source`` in one Spark barrier stage of
         ``cluster_size`` tasks (synchronous data-parallel SGD; the effective
         batch is cluster_size x batch_size). Every task runs the solver's
-        max_iter (or ``iterations``) iterations, cycling over its partition.
+        max_iter (or ``iterations``) iterations, cycling over its share (task r
+        of W: rows r, r+W, ... of a DataFrame; records r, r+W, ... of a path).
         Rank 0's final weights are written to ``model`` on the driver (when
         given) and returned as .caffemodel bytes. ``timeout`` is how long a
         silent peer is waited for.
@@ -570,8 +581,8 @@ class CaffeOnSpark:
         if validation is not None:
             plan, outputs = self._validation_plan(plan, validation, solver_text, net_text)
         rdd = self._rows(source, size, shape)
-        if rdd.getNumPartitions() != size:
-            rdd = rdd.repartition(size)
+        if not isinstance(source, (str, os.PathLike)):  # path rows come in size partitions of their own
+            rdd = _strided(rdd, size)
         # the shuffle after the barrier stage makes it a shuffle-map stage, which Spark
         # retries when a task fails (a failed barrier result stage is never retried)
         results = dict(rdd.barrier().mapPartitions(_train_partition(plan)).repartition(1).collect())

@@ -99,14 +99,13 @@ def reference_weights(tmp_path, solver_path, shared_data, iterations=ITERATIONS)
 
 def reference_in_process(tmp_path, solver_path, images, labels, iterations):
     """RANKS solvers in threads of this process on a TCP ring (caffegrid.TcpListener),
-    rank r fed partition r (its contiguous share) cycled as the tasks do."""
+    rank r fed rows r, r+RANKS, ... (the tasks' share) cycled as the tasks do."""
     solver_text, net_text = cgspark.read_solver(str(solver_path))
     net_path = tmp_path / "ref_net.prototxt"
     net_path.write_text(net_text)
     (tmp_path / "ref_solver.prototxt").write_text(cgspark.task_solver_text(solver_text, str(net_path), iterations))
     listeners = [caffegrid.TcpListener("127.0.0.1") for _ in range(RANKS)]
     addresses = [f"127.0.0.1:{listener.port}" for listener in listeners]
-    share = len(labels) // RANKS
     saved, errors = tmp_path / "ref.caffemodel", []
 
     def rank(r):
@@ -114,7 +113,7 @@ def reference_in_process(tmp_path, solver_path, images, labels, iterations):
             comm = listeners[r].connect(r, RANKS, addresses, 60)
             solver = caffegrid.Solver(str(tmp_path / "ref_solver.prototxt"), comm=comm)
             rows = [types.SimpleNamespace(data=images[i].tobytes(), label=labels[i])
-                    for i in range(r * share, (r + 1) * share)]
+                    for i in range(r, len(labels), RANKS)]
             spill = tmp_path / f"spill{r}"
             spill.mkdir()
             batches = cgspark.cycled_batches(iter(rows), 64, 784, 0.00390625, str(spill))
@@ -305,6 +304,24 @@ def test_validation_rounds_lmdb_and_encoded_sources(tmp_path, spark, fashion, cl
     broken = spark.createDataFrame([("broken7", 1.0, b"not an image", True)], schema)
     with pytest.raises(Exception, match=r"row 'broken7': not a JPEG or PNG image"):
         cos.features(broken, ["ip1"]).collect()
+
+
+def test_task_error_fails_the_job_with_its_message(tmp_path, spark, fashion):
+    """A task that fails on every attempt (a bad row in rank 1's partition, while
+    rank 0 waits in the allreduce): after Spark's stage retries the job fails well
+    within 60 s with the row named, and nothing hangs."""
+    (train_x, train_y), _ = fashion
+    (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=50, display=0)
+    frame = image_frame(spark, train_x[:256], train_y[:256], "ok")
+    bad = spark.createDataFrame([("bad0200", 1.0, b"short")], frame.schema)
+    source = frame.limit(200).union(bad).union(frame.filter("id > 'ok00200'")).coalesce(RANKS)
+    start = time.time()
+    with pytest.raises(Exception, match=r"row 'bad0200': caffegrid.spark: a 'data' value has 5 bytes"):
+        cgspark.CaffeOnSpark(spark).train(source, str(solver), cluster_size=RANKS)
+    failed_s = time.time() - start
+    print(f"\na task failing on every attempt: the job failed after {failed_s:.1f}s")
+    assert failed_s < 60
 
 
 def caffeonspark_net(sources) -> str:
