@@ -1,5 +1,5 @@
-/* Pooling's test hook: the fast kernels (interior columns vectorised) are tested
- * bit for bit against the one-output-at-a-time reference kept beside them. */
+/* Pooling's test hook: the fast AVE kernel (interior columns vectorised) is tested
+ * bit for bit against the one-output-at-a-time reference kept beside it. */
 #ifndef CG_LAYERS_POOLING_H
 #define CG_LAYERS_POOLING_H
 
