@@ -8,6 +8,7 @@
 #include "core/layer.h"
 #include "gradient_check.h"
 #include "math/dnnl_conv.h"
+#include "math/math.h"
 
 /* Layers with nothing to differentiate: sources and metrics. */
 static const char *const no_gradient[] = {
@@ -227,15 +228,21 @@ int main(void) {
     int failures = grad_check_run(&cases[i], &checked);
     CHECK_MSG(failures == 0 && checked > 0, "%s: %d failures over %d elements", cases[i].layer, failures, checked);
   }
-  /* Convolution again on im2col + gemm (the runs above used oneDNN where it takes the shape) */
-  cg_dnnl_conv_use(false);
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    if (!strstr(cases[i].layer, "\"Convolution\"")) continue;
-    int checked = 0;
-    int failures = grad_check_run(&cases[i], &checked);
-    CHECK_MSG(failures == 0 && checked > 0, "im2col + gemm: %s: %d failures over %d elements", cases[i].layer,
-              failures, checked);
+  /* Convolution again on im2col + gemm (the runs above used oneDNN where it takes the
+   * shape), and the gemm users again on OpenBLAS's sgemm instead of oneDNN's */
+  for (int pass = 0; pass < 2; pass++) {
+    const char *what = pass == 0 ? "\"Convolution\"" : "Product\"";
+    cg_dnnl_conv_use(false);
+    cg_gemm_use_openblas(pass == 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      if (!strstr(cases[i].layer, what) && !(pass == 1 && strstr(cases[i].layer, "\"Convolution\""))) continue;
+      int checked = 0;
+      int failures = grad_check_run(&cases[i], &checked);
+      CHECK_MSG(failures == 0 && checked > 0, "%s: %s: %d failures over %d elements",
+                pass == 0 ? "im2col + oneDNN sgemm" : "OpenBLAS sgemm", cases[i].layer, failures, checked);
+    }
   }
   cg_dnnl_conv_use(true);
+  cg_gemm_use_openblas(false);
   return CHECK_REPORT();
 }

@@ -104,17 +104,20 @@ void cg_col2im(const float *col, int channels, int height, int width, int kernel
   }
 }
 
+static int gemm_openblas = -1; /* -1: not decided yet (CAFFEGRID_GEMM) */
+
+void cg_gemm_use_openblas(bool on) { gemm_openblas = on; }
+
 /* oneDNN's sgemm (row-major, on the OpenMP threads its convolutions use; see
  * math/threads.h), or OpenBLAS's with CAFFEGRID_GEMM=openblas. */
 void cg_gemm_ld(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  static int use_openblas = -1;
-  if (use_openblas < 0) {
+  if (gemm_openblas < 0) {
     const char *v = getenv("CAFFEGRID_GEMM");
-    use_openblas = v && strcmp(v, "openblas") == 0;
+    gemm_openblas = v && strcmp(v, "openblas") == 0;
   }
-  if (!use_openblas) {
+  if (!gemm_openblas) {
     int saved = cg_math_threads_enter(cg_math_threads());
     dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C,
                                   ldc);

@@ -6,12 +6,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, row-major. */
+/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, row-major. oneDNN's sgemm
+ * by default; OpenBLAS's with CAFFEGRID_GEMM=openblas or cg_gemm_use_openblas(true)
+ * (tests run both). */
 void cg_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, const float *B,
              float beta, float *C);
 /* The same with explicit leading dimensions (row strides) of A, B and C. */
 void cg_gemm_ld(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc);
+void cg_gemm_use_openblas(bool on);
 /* y[M or N] = alpha * op(A) x + beta * y, A is M x N row-major. */
 void cg_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta, float *y);
 void cg_axpy(size_t n, float alpha, const float *x, float *y);        /* y += alpha x */
