@@ -9,8 +9,9 @@ its test accuracy.
 
 Fashion-MNIST comes from Debian's dataset-fashion-mnist (/usr/share/datasets/
 fashion-mnist) or --data. With the defaults (500 iterations on 2 tasks, 10,000
-training images) it prints 0.8643 in about 90 s on 2 cores. Needs caffegrid importable (pip install ./python, or
-PYTHONPATH=build/python after `make`), pyspark >= 3.5 and Java.
+training images) it prints 0.8641 in about 100 s on 2 cores. Needs caffegrid
+importable (pip install ./python, or PYTHONPATH=build/python after `make`),
+pyspark >= 3.5 and Java.
 """
 
 import argparse
