@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "core/net_impl.h"
+#include "math/fpmode.h"
 #include "math/math.h"
 
 static double now_ms(void) {
@@ -12,7 +13,7 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-int cg_net_forward(cg_net *net, float *loss) {
+static int net_forward(cg_net *net, float *loss) {
   double total = 0;
   for (int i = 0; i < net->num_layers; i++) {
     cg_net_layer *nl = &net->layers[i];
@@ -35,7 +36,14 @@ int cg_net_forward(cg_net *net, float *loss) {
   return CG_OK;
 }
 
-void cg_net_backward(cg_net *net) {
+int cg_net_forward(cg_net *net, float *loss) {
+  unsigned fp = cg_fp_enter();
+  int rc = net_forward(net, loss);
+  cg_fp_leave(fp);
+  return rc;
+}
+
+static void net_backward(cg_net *net) {
   for (int i = 0; i < net->num_layers; i++) {
     cg_net_layer *nl = &net->layers[i];
     for (int j = 0; j < nl->num_tops; j++)
@@ -50,6 +58,12 @@ void cg_net_backward(cg_net *net) {
     }
     if (net->backward_hook) net->backward_hook(i, net->backward_hook_user);
   }
+}
+
+void cg_net_backward(cg_net *net) {
+  unsigned fp = cg_fp_enter();
+  net_backward(net);
+  cg_fp_leave(fp);
 }
 
 void cg_net_clear_param_diffs(cg_net *net) { memset(net->param_diff, 0, net->param_count * sizeof(float)); }

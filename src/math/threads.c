@@ -7,6 +7,8 @@
 #include <omp.h>
 #endif
 
+#include "math/fpmode.h"
+
 int cg_math_threads(void) {
   int n = openblas_get_num_threads();
   return n > 0 ? n : 1;
@@ -16,6 +18,7 @@ int cg_math_threads(void) {
 int cg_math_threads_enter(int n) {
   int saved = omp_get_max_threads();
   if (saved != n) omp_set_num_threads(n);
+  cg_fp_workers(n); /* the pool's threads flush denormals as the caller does */
   return saved;
 }
 

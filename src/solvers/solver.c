@@ -11,6 +11,7 @@
 
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "math/fpmode.h"
 #include "proto/proto_io.h"
 #include "solvers/lr_policy.h"
 #include "solvers/solver_impl.h"
@@ -386,7 +387,7 @@ static void report_timing(cg_solver *s, int iterations, double seconds, double d
   cg_solver_metrics_line(s, json);
 }
 
-int cg_solver_step(cg_solver *s, int iters) {
+static int solver_step(cg_solver *s, int iters) {
   const Caffe__SolverParameter *p = s->param;
   int start_iter = s->iter, stop_iter = s->iter + iters;
   double data_wait0 = cg_net_data_wait_seconds(s->net), comm0 = s->dp ? cg_dp_exposed_comm_seconds(s->dp) : 0;
@@ -462,6 +463,13 @@ int cg_solver_step(cg_solver *s, int iters) {
   }
   if (timed_from >= 0) report_timing(s, s->iter - timed_from, now_s() - timing_start, data_wait0, comm0);
   return CG_OK;
+}
+
+int cg_solver_step(cg_solver *s, int iters) {
+  unsigned fp = cg_fp_enter(); /* the update and history too (math/fpmode.h) */
+  int rc = solver_step(s, iters);
+  cg_fp_leave(fp);
+  return rc;
 }
 
 int cg_solver_solve(cg_solver *s) {
