@@ -407,7 +407,7 @@ static int take_number(parser *p, const ProtobufCFieldDescriptor *f, int words_o
 }
 
 static int parse_integer_value(parser *p, const ProtobufCFieldDescriptor *f, void *slot) {
-  number_text nt;
+  number_text nt = {0};
   char buf[64];
   int rc = take_number(p, f, 0, &nt);
   if (rc) return rc;
@@ -451,7 +451,7 @@ static int word_is(const parser *p, const token *t, const char *w) {
 }
 
 static int parse_real_value(parser *p, const ProtobufCFieldDescriptor *f, void *slot) {
-  number_text nt;
+  number_text nt = {0};
   char buf[64];
   int rc = take_number(p, f, 1, &nt);
   if (rc) return rc;
@@ -525,7 +525,7 @@ static int parse_enum_value(parser *p, const ProtobufCFieldDescriptor *f, void *
   if (p->tok.kind != TOK_NUMBER && !is_sym(p, '-'))
     return fail_at(p, p->tok.line, p->tok.col, "field '%s' expects %s, got '%s'", f->name, type_words(f),
                    tok_excerpt(p, &p->tok, buf, sizeof buf));
-  number_text nt;
+  number_text nt = {0};
   int rc = take_number(p, f, 0, &nt);
   if (rc) return rc;
   const char *got = excerpt(p, nt.start, nt.end, buf, sizeof buf);
