@@ -1,4 +1,5 @@
-/* CPU math backend over OpenBLAS's CBLAS, plus im2col/col2im. */
+/* CPU math backend: gemms through oneDNN's sgemm (OpenBLAS's CBLAS as the fallback
+ * and with CAFFEGRID_GEMM=openblas), plus im2col/col2im. */
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdlib.h>

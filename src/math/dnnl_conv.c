@@ -55,7 +55,6 @@ bool cg_dnnl_conv_enabled(void) {
 
 void cg_dnnl_conv_use(bool on) { dnnl_choice = on; }
 
-
 static int port_init(port *p, dnnl_engine_t eng, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
                      bool output) {
   DNNL_TRY(dnnl_memory_create(&p->user, plain, eng, DNNL_MEMORY_NONE), "memory");
