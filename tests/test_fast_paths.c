@@ -2,6 +2,7 @@
  * data with odd shapes: im2col/col2im with row strides against cg_im2col/cg_col2im
  * (bit-identical), and Convolution's fast paths (several images per gemm, chunked,
  * with remainders; oneDNN) against the per-image kernels Deconvolution uses. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -160,7 +161,8 @@ static void test_conv_batched(void) {
 }
 
 /* oneDNN on every geometry above (three leave bottom rows or columns unread), with
- * groups, and on channel counts oneDNN blocks by 16 (so it picks blocked layouts) */
+ * groups, on channel counts oneDNN blocks by 16 (so it picks blocked layouts), and
+ * on 16 or more channels that are not a multiple of 16 (channels-last layouts) */
 static void test_conv_dnnl(void) {
   for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++) {
     check_conv_fast(&geoms[t], 7, 5, 1, 1, true);
@@ -171,10 +173,16 @@ static void test_conv_dnnl(void) {
     check_conv_fast(&wide[t], 3, 32, 1, 1, true);
     check_conv_fast(&wide[t], 2, 64, 2, 1, true);
   }
+  static const geom uneven[] = {{20, 12, 12, 5, 5, 0, 0, 1, 1, 1, 1}, {20, 9, 8, 3, 3, 1, 1, 2, 2, 1, 1},
+                                {17, 6, 7, 3, 2, 2, 3, 2, 3, 2, 1}};
+  for (size_t t = 0; t < sizeof uneven / sizeof uneven[0]; t++) {
+    check_conv_fast(&uneven[t], 3, 50, 1, 1, true);
+    check_conv_fast(&uneven[t], 2, 6, 2, 1, true);
+  }
 }
 
-/* Pooling's fast AVE kernel against its reference kernel, bit for bit (same
- * additions in the same order). */
+/* Pooling's fast kernels against the reference kernels, bit for bit: AVE makes the
+ * same additions in the same order, MAX the same comparisons (ties and mask included). */
 static void check_pool(const char *param, int n, int c, int h, int w) {
   char text[256];
   snprintf(text, sizeof text, "name: \"p\" type: \"Pooling\" pooling_param { %s }", param);
@@ -185,6 +193,9 @@ static void check_pool(const char *param, int n, int c, int h, int w) {
   fill(bottom->data, bottom->count);
   for (size_t i = 0; i < bottom->count; i += 7) bottom->data[i] = bottom->data[i / 2]; /* ties */
   bool max = strstr(param, "MAX") != NULL;
+  for (size_t i = 0; max && i + 1 < bottom->count; i += 5) bottom->data[i + 1] = bottom->data[i]; /* ties in a window */
+  for (size_t i = 0; max && i < bottom->count; i += 11) bottom->data[i] = -FLT_MAX; /* never better than the start */
+  for (size_t i = 3; max && i < bottom->count; i += 13) bottom->data[i] = NAN;      /* never better than anything */
   int ntops = max ? 2 : 1;
   ProtobufCMessage *msg = NULL;
   cg_layer l;
@@ -216,8 +227,11 @@ static void test_pool_fast(void) {
   static const char *params[] = {
       "pool: AVE kernel_size: 3 stride: 2", "pool: AVE kernel_size: 3 stride: 2 pad: 1",
       "pool: AVE kernel_size: 5 stride: 3 pad: 2", "pool: AVE kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 3 pad_h: 1 pad_w: 1",
-      "pool: AVE kernel_size: 2 stride: 1 round_mode: FLOOR", "pool: AVE kernel_size: 3 stride: 4"};
-  static const int shapes[][4] = {{2, 3, 9, 9}, {1, 2, 16, 17}, {3, 1, 7, 32}, {1, 1, 5, 4}};
+      "pool: AVE kernel_size: 2 stride: 1 round_mode: FLOOR", "pool: AVE kernel_size: 3 stride: 4",
+      "pool: MAX kernel_size: 2 stride: 2", "pool: MAX kernel_size: 3 stride: 2",
+      "pool: MAX kernel_size: 3 stride: 2 pad: 1", "pool: MAX kernel_size: 2 stride: 2 pad: 1 round_mode: FLOOR",
+      "pool: MAX kernel_size: 3 stride: 2 round_mode: FLOOR", "pool: MAX kernel_h: 3 kernel_w: 2 stride: 2"};
+  static const int shapes[][4] = {{2, 3, 9, 9}, {1, 2, 16, 17}, {3, 1, 7, 32}, {1, 1, 5, 4}, {2, 20, 24, 24}};
   for (size_t p = 0; p < sizeof params / sizeof params[0]; p++)
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
       check_pool(params[p], shapes[t][0], shapes[t][1], shapes[t][2], shapes[t][3]);
