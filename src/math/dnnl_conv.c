@@ -121,7 +121,7 @@ typedef struct geometry {
  * of 16 the two measured the same. */
 static dnnl_format_tag_t activation_layout(const cg_dnnl_conv_shape *s) {
   int per_group = s->channels / s->group;
-  return per_group >= 16 && per_group % 16 != 0 && !getenv("XBLK") ? dnnl_nhwc : dnnl_format_tag_any;
+  return per_group >= 16 && per_group % 16 != 0 ? dnnl_nhwc : dnnl_format_tag_any;
 }
 
 static bool geometry_init(const cg_dnnl_conv_shape *s, geometry *g, bool *cropped) {
