@@ -107,7 +107,8 @@ static void check_conv_fast(const geom *g, int num, int num_output, int group, i
   bool ok = conv_layer(&ref, &ref_msg, text, bottom, ref_top, false) && conv_layer(&l, &msg, text, bottom, top, dnnl);
   if (!ok) goto done;
   cg_conv_state *s = l.priv, *rs = ref.priv;
-  CHECK_MSG(dnnl == (s->dnnl != NULL), "%s on %s: oneDNN %s", text, shape, dnnl ? "not used" : "used");
+  CHECK_MSG(dnnl == (s->dnnl != NULL || s->single), "%s on %s: fast kernels %s", text, shape,
+            dnnl ? "not used" : "used");
   if (batch < s->batch) s->batch = batch; /* force chunks (and a remainder) on small shapes */
   fill(bottom->data, bottom->count);
   fill(l.params[0]->data, l.params[0]->count);
@@ -133,11 +134,11 @@ static void check_conv_fast(const geom *g, int num, int num_output, int group, i
   double dt = max_abs_diff(want_top, top->data, top->count), db = max_abs_diff(want_bd, bottom->diff, bottom->count);
   double dw = max_abs_diff(want_wd, l.params[0]->diff, wn);
   double dbias = max_abs_diff(want_bias, l.params[1]->diff, num_output);
-  const char *path = dnnl ? "oneDNN" : "batched gemm";
+  const char *path = s->single ? "direct single-channel" : dnnl ? "oneDNN" : "batched gemm";
   CHECK_MSG(dt < 1e-4, "%s, %s on %s, batch %d: top differs by %g", path, text, shape, batch, dt);
   CHECK_MSG(db < 1e-4, "%s, %s on %s, batch %d: bottom diff differs by %g", path, text, shape, batch, db);
   CHECK_MSG(dw < 1e-3, "%s, %s on %s, batch %d: weight diff differs by %g", path, text, shape, batch, dw);
-  /* the gemm path sums the bias gradient in the reference's order; oneDNN in its own */
+  /* the gemm path sums the bias gradient in the reference's order; oneDNN and the direct kernels in their own */
   CHECK_MSG(dnnl ? dbias < 1e-4 : dbias == 0, "%s, %s on %s, batch %d: bias diff differs by %g", path, text, shape,
             batch, dbias);
   free(want_top), free(want_bd), free(want_wd), free(want_bias);
@@ -179,6 +180,18 @@ static void test_conv_dnnl(void) {
     check_conv_fast(&uneven[t], 3, 50, 1, 1, true);
     check_conv_fast(&uneven[t], 2, 6, 2, 1, true);
   }
+}
+
+/* The direct single-channel kernels (math/conv_single.c): LeNet's conv1, and widths
+ * with edge tiles, kernel rows of 5 taps and others, 4-channel blocks and lone channels */
+static void test_conv_single(void) {
+  static const geom single[] = {{1, 28, 28, 5, 5, 0, 0, 1, 1, 1, 1}, {1, 12, 30, 5, 5, 0, 0, 1, 1, 1, 1},
+                                {1, 9, 13, 3, 3, 0, 0, 1, 1, 1, 1},  {1, 7, 60, 2, 7, 0, 0, 1, 1, 1, 1},
+                                {1, 5, 5, 5, 5, 0, 0, 1, 1, 1, 1}};
+  static const int outputs[] = {20, 7, 1, 6};
+  for (size_t t = 0; t < sizeof single / sizeof single[0]; t++)
+    for (size_t o = 0; o < sizeof outputs / sizeof outputs[0]; o++)
+      check_conv_fast(&single[t], 3, outputs[o], 1, 1, true);
 }
 
 /* Pooling's fast kernels against the reference kernels, bit for bit: AVE makes the
@@ -241,6 +254,7 @@ int main(void) {
   test_im2col_col2im();
   test_conv_batched();
   test_conv_dnnl();
+  test_conv_single();
   test_pool_fast();
   return CHECK_REPORT();
 }

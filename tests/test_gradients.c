@@ -119,6 +119,15 @@ static const grad_case cases[] = {
     {.layer = "type: \"Convolution\" convolution_param { num_output: 3 kernel_size: 3 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }", .bottoms = {"2 3 6 5"}},
     {.layer = "type: \"Convolution\" convolution_param { num_output: 2 kernel_size: 3 stride: 2 pad: 1 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }",
      .bottoms = {"2 2 7 6"}},
+    /* one input channel, stride 1, no pad: the direct kernels (math/conv_single.c) for
+     * blocks of 4 output channels and lone ones, whole 24-column tiles and edges, 5-tap
+     * and other kernel rows; and in 1-d */
+    {.layer = "type: \"Convolution\" convolution_param { num_output: 5 kernel_size: 3 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }",
+     .bottoms = {"2 1 6 11"}},
+    {.layer = "type: \"Convolution\" convolution_param { num_output: 4 kernel_size: 5 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }",
+     .bottoms = {"2 1 6 29"}},
+    {.layer = "type: \"Convolution\" convolution_param { num_output: 3 kernel_size: 3 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }",
+     .bottoms = {"2 1 12"}},
     {.layer = "type: \"Convolution\" convolution_param { num_output: 2 kernel_size: 3 dilation: 2 pad: 1 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }",
      .bottoms = {"1 2 8 7"}},
     {.layer = "type: \"Convolution\" convolution_param { num_output: 4 group: 2 kernel_size: 2 bias_term: false "

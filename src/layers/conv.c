@@ -1,11 +1,15 @@
-/* Convolution (Caffe's ConvolutionLayer): im2col of a chunk of images side by
- * side, then one gemm per group over the whole chunk. Also holds what Deconvolution shares with it (conv_common.h): parameter parsing,
- * shapes and the per-image gemm kernels. */
+/* Convolution (Caffe's ConvolutionLayer): through oneDNN (math/dnnl_conv.c), the
+ * direct kernels for one input channel (math/conv_single.c), or im2col of a chunk of
+ * images side by side, then one gemm per group over the whole chunk. Also holds what
+ * Deconvolution shares with it (conv_common.h): parameter parsing, shapes and the
+ * per-image gemm kernels. */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layers/conv_common.h"
 #include "layers/scratch.h"
+#include "math/conv_single.h"
 #include "math/dnnl_conv.h"
 #include "math/math.h"
 
@@ -193,7 +197,13 @@ int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
     while (fit > 1 && (long long)fit * col_spatial > INT_MAX) fit--;
     s->batch = fit > 1 ? (int)fit : 1;
   }
-  if (!s->deconv && cg_dnnl_conv_enabled()) {
+  /* One input channel, stride 1, no pad or dilation: the direct kernels (LeNet's
+   * conv1 forward + backward: 0.8 ms through oneDNN, 0.4 direct). They keep the
+   * column buffer below for the bottom gradient, which a first layer never needs. */
+  s->single = !s->deconv && cg_dnnl_conv_enabled() && cg_conv_single_available() && s->channels == 1 &&
+              s->group == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0 &&
+              s->dilation_h == 1 && s->dilation_w == 1;
+  if (!s->deconv && cg_dnnl_conv_enabled() && !s->single) {
     int rc = conv_dnnl_prepare(s);
     if (rc) return rc;
     if (s->dnnl) return CG_OK; /* no column buffers needed */
@@ -340,6 +350,11 @@ void cg_conv_backward_batch(cg_conv_state *s, const float *bottom, const float *
   for (int b = 0; b < nb; b++) col2im(s, s->col + (size_t)b * n, (size_t)cols, bottom_diff + b * bottom_dim);
 }
 
+static cg_conv_single_shape single_shape(const cg_conv_state *s) {
+  return (cg_conv_single_shape){.num = s->num, .height = s->im_h, .width = s->im_w, .num_output = s->num_output,
+                                .kernel_h = s->kernel_h, .kernel_w = s->kernel_w};
+}
+
 static int conv_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   return cg_conv_setup(l, bottom, top, false);
 }
@@ -349,6 +364,12 @@ static int conv_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   const float *weight = l->params[0]->data, *bias = s->bias_term ? l->params[1]->data : NULL;
   size_t bottom_dim = (size_t)s->im_channels * s->im_h * s->im_w;
   size_t top_dim = (size_t)s->col_channels * s->col_h * s->col_w;
+  if (s->single) {
+    cg_conv_single_shape shape = single_shape(s);
+    for (int i = 0; i < l->num_bottoms; i++)
+      cg_conv_single_forward(&shape, bottom[i]->data, weight, bias, top[i]->data);
+    return CG_OK;
+  }
   if (s->dnnl) {
     for (int i = 0; i < l->num_bottoms; i++) {
       int rc = cg_dnnl_conv_forward(s->dnnl, bottom[i]->data, weight, bias, top[i]->data);
@@ -371,6 +392,16 @@ static void conv_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
   size_t bottom_dim = (size_t)s->im_channels * s->im_h * s->im_w;
   size_t top_dim = (size_t)s->col_channels * s->col_h * s->col_w;
   int spatial = s->col_h * s->col_w;
+  if (s->single) {
+    cg_conv_single_shape shape = single_shape(s);
+    for (int i = 0; i < l->num_tops; i++) {
+      cg_conv_single_param_grad(&shape, bottom[i]->data, top[i]->diff, weight_diff, bias_diff);
+      if (propagate_down[i])
+        for (int n = 0; n < s->num; n++)
+          cg_conv_col_side_to_im(s, top[i]->diff + n * top_dim, weight, bottom[i]->diff + n * bottom_dim);
+    }
+    return;
+  }
   if (s->dnnl) {
     /* backward cannot return an error; oneDNN allocated everything when the
      * primitives were built, so a failure here is a bug, not bad input */

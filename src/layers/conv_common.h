@@ -34,6 +34,7 @@ typedef struct cg_conv_state {
   size_t bcol_capacity;
   float *btop;                  /* [col_channels, batch * col spatial]: the top (diff) of a chunk */
   size_t btop_capacity;
+  bool single; /* Convolution of one input channel through math/conv_single.h */
   /* Convolution through oneDNN (math/dnnl_conv.h) when it takes the shape; NULL: the gemm path */
   struct cg_dnnl_conv *dnnl;
   int dnnl_num, dnnl_h, dnnl_w; /* the bottom shape dnnl was built for */
