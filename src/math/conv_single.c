@@ -7,15 +7,20 @@
 
 #include <stddef.h>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+/* Built for AVX2 and FMA whatever the build's -march (the sanitizer build has none),
+ * and used where the CPU has them. */
+#define KERNEL __attribute__((target("avx2,fma")))
 
 enum { LANES = 8, COL_VECS = 3, OC_BLOCK = 4, GRAD_OC = 2, GRAD_TAPS = 5 };
 
-bool cg_conv_single_available(void) { return true; }
+bool cg_conv_single_available(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
 /* The first n lanes, n clipped to [0, LANES]. Masked loads never touch the lanes
  * left out, so tiles at the right edge read nothing past the image. */
+KERNEL
 static inline __m256i first_lanes(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
@@ -35,6 +40,7 @@ static geometry geometry_of(const cg_conv_single_shape *s) {
 /* Outputs [x0, x0 + cols) of row y for channels [oc, oc + OCB) of one image, cols <= 24.
  * OCB and NV (vectors of columns) are constants where this is inlined; a tile at the
  * right edge (MASKED) loads and stores only its first cols lanes. */
+KERNEL
 static inline __attribute__((always_inline)) void forward_tile(const geometry *g, const float *img, const float *w,
                                                                const float *bias, int y, int x0, int cols,
                                                                float *out, int OCB, int NV, bool MASKED) {
@@ -66,6 +72,7 @@ static inline __attribute__((always_inline)) void forward_tile(const geometry *g
 
 /* A whole tile of 4 channels x 24 columns, the common case, written out so that
  * its 12 accumulators stay in registers (as an array, gcc kept storing them back). */
+KERNEL
 static void forward_full_4(const geometry *g, const float *img, const float *w, const float *bias, int y, int x0,
                            float *out) {
   const int KH = g->KH, KW = g->KW, W = g->W;
@@ -96,19 +103,23 @@ static void forward_full_4(const geometry *g, const float *img, const float *w, 
 }
 
 /* the other tiles: a lone channel, or an edge of up to 8 columns */
+KERNEL
 static void forward_full_1(const geometry *g, const float *img, const float *w, const float *bias, int y, int x0,
                            float *out) {
   forward_tile(g, img, w, bias, y, x0, COL_VECS * LANES, out, 1, COL_VECS, false);
 }
+KERNEL
 static void forward_edge_4(const geometry *g, const float *img, const float *w, const float *bias, int y, int x0,
                            int cols, float *out) {
   forward_tile(g, img, w, bias, y, x0, cols, out, OC_BLOCK, 1, true);
 }
+KERNEL
 static void forward_edge_1(const geometry *g, const float *img, const float *w, const float *bias, int y, int x0,
                            int cols, float *out) {
   forward_tile(g, img, w, bias, y, x0, cols, out, 1, 1, true);
 }
 
+KERNEL
 void cg_conv_single_forward(const cg_conv_single_shape *s, const float *bottom, const float *weight,
                             const float *bias, float *top) {
   const geometry g = geometry_of(s);
@@ -140,6 +151,7 @@ void cg_conv_single_forward(const cg_conv_single_shape *s, const float *bottom, 
   }
 }
 
+KERNEL
 static inline float lane_sum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -150,6 +162,7 @@ static inline float lane_sum(__m256 v) {
 /* The weight gradient of 2 channels x 5 taps (kernel row i, columns j0..j0+4) over
  * the batch, named accumulators for the same reason as forward_full_4; whole
  * vectors of columns with plain loads, the right edge masked. */
+KERNEL
 static void grad_2x5(const cg_conv_single_shape *s, const geometry *g, const float *bottom, const float *top_diff,
                      int oc, int i, int j0, float *weight_diff) {
   const int W = g->W, OW = g->OW, OH = g->OH, whole = OW / LANES * LANES;
@@ -190,6 +203,7 @@ static void grad_2x5(const cg_conv_single_shape *s, const geometry *g, const flo
 }
 
 /* Any other block (a lone channel, fewer than 5 taps): one tap of one channel at a time. */
+KERNEL
 static void grad_one(const cg_conv_single_shape *s, const geometry *g, const float *bottom, const float *top_diff,
                      int oc, int i, int j, float *weight_diff) {
   const int W = g->W, OW = g->OW;
@@ -208,6 +222,7 @@ static void grad_one(const cg_conv_single_shape *s, const geometry *g, const flo
 }
 
 /* bias_diff[oc] += the sum of that channel's top diff, images in order */
+KERNEL
 static void bias_grad(const cg_conv_single_shape *s, const geometry *g, const float *top_diff, int oc,
                       float *bias_diff) {
   __m256 acc = _mm256_setzero_ps();
@@ -220,6 +235,7 @@ static void bias_grad(const cg_conv_single_shape *s, const geometry *g, const fl
   bias_diff[oc] += lane_sum(acc);
 }
 
+KERNEL
 void cg_conv_single_param_grad(const cg_conv_single_shape *s, const float *bottom, const float *top_diff,
                                float *weight_diff, float *bias_diff) {
   const geometry g = geometry_of(s);
@@ -246,7 +262,7 @@ void cg_conv_single_param_grad(const cg_conv_single_shape *s, const float *botto
   }
 }
 
-#else /* no AVX2: callers use oneDNN or im2col + gemm */
+#else /* not x86: callers use oneDNN or im2col + gemm */
 
 bool cg_conv_single_available(void) { return false; }
 
