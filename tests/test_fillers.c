@@ -2,6 +2,7 @@
  * bounds), and the deterministic ones (constant, bilinear, positive_unitball) exactly. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "caffegrid/error.h"
@@ -50,8 +51,30 @@ static void test_gaussian_fill_matches_scalar(void) {
   free(batch), free(scalar);
 }
 
+/* The batched uniform draws exactly what n scalar calls draw, bit for bit, and leaves
+ * the stream at the same place; a range whose rounding can reach hi stays below it. */
+static void test_uniform_fill_matches_scalar(void) {
+  enum { N = 100003 };
+  float *batch = malloc(N * sizeof *batch), *scalar = malloc(N * sizeof *scalar);
+  const float ranges[][2] = {{-0.25f, 0.75f}, {0.0f, 1.0f}, {1.0f, 1.0000001f}};
+  for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+    cg_rng a, b;
+    cg_rng_seed(&a, 1701 + k);
+    cg_rng_seed(&b, 1701 + k);
+    cg_rng_uniform_fill(&a, ranges[k][0], ranges[k][1], batch, N);
+    for (int i = 0; i < N; i++) scalar[i] = cg_rng_uniform(&b, ranges[k][0], ranges[k][1]);
+    CHECK_MSG(memcmp(batch, scalar, N * sizeof(float)) == 0, "range %zu: batched uniforms differ from scalar ones", k);
+    int outside = 0;
+    for (int i = 0; i < N; i++) outside += !(batch[i] >= ranges[k][0] && batch[i] < ranges[k][1]);
+    CHECK_MSG(outside == 0, "range %zu: %d uniforms outside [lo, hi)", k, outside);
+    CHECK(cg_rng_next(&a) == cg_rng_next(&b));
+  }
+  free(batch), free(scalar);
+}
+
 int main(void) {
   test_gaussian_fill_matches_scalar();
+  test_uniform_fill_matches_scalar();
   cg_rng rng;
   cg_rng_seed(&rng, 42);
   double mean, std;

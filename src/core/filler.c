@@ -62,7 +62,7 @@ int cg_filler_fill(const cg_filler *f, cg_blob *b, cg_rng *rng) {
       for (size_t i = 0; i < n; i++) d[i] = f->value;
       break;
     case CG_FILLER_UNIFORM:
-      for (size_t i = 0; i < n; i++) d[i] = cg_rng_uniform(rng, f->min, f->max);
+      cg_rng_uniform_fill(rng, f->min, f->max, d, n);
       break;
     case CG_FILLER_GAUSSIAN: {
       cg_rng_gaussian_fill(rng, f->mean, f->std, d, n);
@@ -77,7 +77,7 @@ int cg_filler_fill(const cg_filler *f, cg_blob *b, cg_rng *rng) {
     }
     case CG_FILLER_XAVIER: {
       float scale = scale_by_fan(f, b, 3.0f);
-      for (size_t i = 0; i < n; i++) d[i] = cg_rng_uniform(rng, -scale, scale);
+      cg_rng_uniform_fill(rng, -scale, scale, d, n);
       break;
     }
     case CG_FILLER_MSRA: {
@@ -87,7 +87,7 @@ int cg_filler_fill(const cg_filler *f, cg_blob *b, cg_rng *rng) {
     }
     case CG_FILLER_POSITIVE_UNITBALL: {
       size_t rows = b->num_axes > 0 && b->shape[0] ? (size_t)b->shape[0] : 1, dim = n / rows;
-      for (size_t i = 0; i < n; i++) d[i] = cg_rng_uniform(rng, 0, 1);
+      cg_rng_uniform_fill(rng, 0, 1, d, n);
       for (size_t r = 0; r < rows; r++) {
         double sum = 0;
         for (size_t j = 0; j < dim; j++) sum += d[r * dim + j];

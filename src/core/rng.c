@@ -38,6 +38,19 @@ float cg_rng_uniform(cg_rng *r, float lo, float hi) {
   return v < hi ? v : lo; /* rounding to float must not reach hi */
 }
 
+void cg_rng_uniform_fill(cg_rng *r, float lo, float hi, float *out, size_t n) {
+  enum { BLOCK = 256 };
+  uint64_t bits[BLOCK];
+  for (size_t done = 0; done < n; done += BLOCK) {
+    size_t m = n - done < BLOCK ? n - done : BLOCK;
+    for (size_t j = 0; j < m; j++) bits[j] = cg_rng_next(r); /* the serial part, kept tight */
+    for (size_t j = 0; j < m; j++) {
+      float v = (float)(lo + (hi - lo) * ((double)(bits[j] >> 11) * 0x1.0p-53));
+      out[done + j] = v < hi ? v : lo;
+    }
+  }
+}
+
 float cg_rng_gaussian(cg_rng *r, float mean, float std) {
   double u1 = cg_rng_uniform01(r), u2 = cg_rng_uniform01(r);
   if (u1 < 1e-300) u1 = 1e-300;

@@ -16,6 +16,9 @@ uint64_t cg_rng_next(cg_rng *r);
 double cg_rng_uniform01(cg_rng *r);
 /* Uniform in [lo, hi). */
 float cg_rng_uniform(cg_rng *r, float lo, float hi);
+/* n uniforms: the same values as n calls of cg_rng_uniform (DummyData refills its
+ * blobs every pass; one call per element took 3.6 ns of it). */
+void cg_rng_uniform_fill(cg_rng *r, float lo, float hi, float *out, size_t n);
 float cg_rng_gaussian(cg_rng *r, float mean, float std);
 /* n gaussians: the same draws as n calls of cg_rng_gaussian, transformed four at a
  * time by glibc's vector log and cos (within 4 ulp of the scalar ones in double, so
