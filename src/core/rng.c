@@ -18,7 +18,9 @@ void cg_rng_seed(cg_rng *r, uint64_t seed) {
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t cg_rng_next(cg_rng *r) {
+/* The generator and [0, 1) conversion as static inline functions: the library is
+ * built -fPIC, where gcc will not inline the exported ones into the fill loops. */
+static inline uint64_t next_bits(cg_rng *r) {
   uint64_t *s = r->s;
   uint64_t result = rotl(s[1] * 5, 7) * 9;
   uint64_t t = s[1] << 17;
@@ -31,7 +33,11 @@ uint64_t cg_rng_next(cg_rng *r) {
   return result;
 }
 
-double cg_rng_uniform01(cg_rng *r) { return (double)(cg_rng_next(r) >> 11) * 0x1.0p-53; }
+static inline double unit(cg_rng *r) { return (double)(next_bits(r) >> 11) * 0x1.0p-53; }
+
+uint64_t cg_rng_next(cg_rng *r) { return next_bits(r); }
+
+double cg_rng_uniform01(cg_rng *r) { return unit(r); }
 
 float cg_rng_uniform(cg_rng *r, float lo, float hi) {
   float v = (float)(lo + (hi - lo) * cg_rng_uniform01(r));
@@ -43,7 +49,7 @@ void cg_rng_uniform_fill(cg_rng *r, float lo, float hi, float *out, size_t n) {
   uint64_t bits[BLOCK];
   for (size_t done = 0; done < n; done += BLOCK) {
     size_t m = n - done < BLOCK ? n - done : BLOCK;
-    for (size_t j = 0; j < m; j++) bits[j] = cg_rng_next(r); /* the serial part, kept tight */
+    for (size_t j = 0; j < m; j++) bits[j] = next_bits(r); /* the serial part, kept tight */
     for (size_t j = 0; j < m; j++) {
       float v = (float)(lo + (hi - lo) * ((double)(bits[j] >> 11) * 0x1.0p-53));
       out[done + j] = v < hi ? v : lo;
@@ -72,23 +78,32 @@ __attribute__((target("avx2,fma"))) static void box_muller4(const double *u1, co
   _mm_storeu_ps(out, _mm256_cvtpd_ps(v));
 }
 
+/* u1 (kept above 1e-300, as cg_rng_gaussian) and u2 for m outputs: the serial part */
+static void draw_pairs(cg_rng *r, double *u1, double *u2, size_t m) {
+  for (size_t j = 0; j < m; j++) {
+    u1[j] = unit(r), u2[j] = unit(r);
+    if (u1[j] < 1e-300) u1[j] = 1e-300;
+  }
+}
+
+static void transform(const double *u1, const double *u2, double mean, double std, float *out, size_t m) {
+  size_t j = 0;
+  for (; j + 4 <= m; j += 4) box_muller4(u1 + j, u2 + j, mean, std, out + j);
+  if (j == m) return;
+  double t1[4] = {1.0, 1.0, 1.0, 1.0}, t2[4] = {0.0, 0.0, 0.0, 0.0}; /* padding, not drawn */
+  float tail[4];
+  for (size_t k = j; k < m; k++) t1[k - j] = u1[k], t2[k - j] = u2[k];
+  box_muller4(t1, t2, mean, std, tail);
+  for (size_t k = j; k < m; k++) out[k] = tail[k - j];
+}
+
 void cg_rng_gaussian_fill(cg_rng *r, float mean, float std, float *out, size_t n) {
   enum { BLOCK = 256 };
   double u1[BLOCK], u2[BLOCK];
-  float tail[4];
   for (size_t done = 0; done < n; done += BLOCK) {
     size_t m = n - done < BLOCK ? n - done : BLOCK;
-    for (size_t j = 0; j < m; j++) {
-      u1[j] = cg_rng_uniform01(r), u2[j] = cg_rng_uniform01(r);
-      if (u1[j] < 1e-300) u1[j] = 1e-300;
-    }
-    size_t j = 0;
-    for (; j + 4 <= m; j += 4) box_muller4(u1 + j, u2 + j, mean, std, out + done + j);
-    if (j < m) {
-      for (size_t k = m; k < j + 4; k++) u1[k] = 1.0, u2[k] = 0.0; /* padding, not drawn */
-      box_muller4(u1 + j, u2 + j, mean, std, tail);
-      for (size_t k = j; k < m; k++) out[done + k] = tail[k - j];
-    }
+    draw_pairs(r, u1, u2, m);
+    transform(u1, u2, mean, std, out + done, m);
   }
 }
 
