@@ -6,6 +6,10 @@
 #include "math/conv_single.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -235,31 +239,61 @@ static void bias_grad(const cg_conv_single_shape *s, const geometry *g, const fl
   bias_diff[oc] += lane_sum(acc);
 }
 
+/* All of one batch's gradient blocks, on the calling thread. */
+KERNEL
+static void grad_batch(const cg_conv_single_shape *s, const geometry *g, const float *bottom, const float *top_diff,
+                       float *weight_diff, float *bias_diff) {
+  for (int oc = 0; oc < s->num_output; oc += GRAD_OC) {
+    int noc = s->num_output - oc < GRAD_OC ? s->num_output - oc : GRAD_OC;
+    for (int i = 0; i < g->KH; i++)
+      for (int j0 = 0; j0 < g->KW; j0 += GRAD_TAPS) {
+        int nt = g->KW - j0 < GRAD_TAPS ? g->KW - j0 : GRAD_TAPS;
+        if (noc == GRAD_OC && nt == GRAD_TAPS)
+          grad_2x5(s, g, bottom, top_diff, oc, i, j0, weight_diff);
+        else
+          for (int o = 0; o < noc; o++)
+            for (int j = 0; j < nt; j++) grad_one(s, g, bottom, top_diff, oc + o, i, j0 + j, weight_diff);
+      }
+  }
+  if (bias_diff)
+    for (int oc = 0; oc < s->num_output; oc++) bias_grad(s, g, top_diff, oc, bias_diff);
+}
+
+/* Each thread sums its share of the images, the share it computed forward and that the
+ * layer above (pooling, split by images too) wrote the top diff of: split by output
+ * channels instead, the threads read each other's caches and the net was 0.1 ms slower.
+ * The shares are then added in thread order, so a thread count always gives the same sums. */
 KERNEL
 void cg_conv_single_param_grad(const cg_conv_single_shape *s, const float *bottom, const float *top_diff,
                                float *weight_diff, float *bias_diff) {
   const geometry g = geometry_of(s);
-  const int pairs = (s->num_output + GRAD_OC - 1) / GRAD_OC, chunks = (g.KW + GRAD_TAPS - 1) / GRAD_TAPS;
-  const int tasks = pairs * g.KH * chunks;
-  /* channel pairs outermost, so a thread's consecutive tasks reread the same top diff */
-#pragma omp parallel
-  {
-#pragma omp for schedule(static) nowait
-    for (int t = 0; t < tasks; t++) {
-      int pair = t / (g.KH * chunks), i = t / chunks % g.KH, c = t % chunks;
-      int oc = pair * GRAD_OC, noc = s->num_output - oc < GRAD_OC ? s->num_output - oc : GRAD_OC;
-      int j0 = c * GRAD_TAPS, nt = g.KW - j0 < GRAD_TAPS ? g.KW - j0 : GRAD_TAPS;
-      if (noc == GRAD_OC && nt == GRAD_TAPS)
-        grad_2x5(s, &g, bottom, top_diff, oc, i, j0, weight_diff);
-      else
-        for (int o = 0; o < noc; o++)
-          for (int j = 0; j < nt; j++) grad_one(s, &g, bottom, top_diff, oc + o, i, j0 + j, weight_diff);
-    }
-    if (bias_diff) {
-#pragma omp for schedule(static)
-      for (int oc = 0; oc < s->num_output; oc++) bias_grad(s, &g, top_diff, oc, bias_diff);
-    }
+#ifdef _OPENMP
+  int parts = omp_get_max_threads() < s->num ? omp_get_max_threads() : s->num;
+#else
+  int parts = 1;
+#endif
+  size_t per_part = (size_t)s->num_output * g.taps + (size_t)s->num_output;
+  float *partial = parts > 1 ? calloc((size_t)parts * per_part, sizeof(float)) : NULL;
+  if (!partial) { /* one thread, or no memory for the shares */
+    grad_batch(s, &g, bottom, top_diff, weight_diff, bias_diff);
+    return;
   }
+#pragma omp parallel for schedule(static) num_threads(parts)
+  for (int p = 0; p < parts; p++) {
+    int n0 = (int)((long long)s->num * p / parts), n1 = (int)((long long)s->num * (p + 1) / parts);
+    cg_conv_single_shape share = *s;
+    share.num = n1 - n0;
+    float *w = partial + p * per_part;
+    grad_batch(&share, &g, bottom + (size_t)n0 * g.H * g.W, top_diff + (size_t)n0 * s->num_output * g.plane, w,
+               bias_diff ? w + (size_t)s->num_output * g.taps : NULL);
+  }
+  for (int p = 0; p < parts; p++) {
+    const float *w = partial + p * per_part;
+    for (size_t k = 0; k < (size_t)s->num_output * g.taps; k++) weight_diff[k] += w[k];
+    if (bias_diff)
+      for (int oc = 0; oc < s->num_output; oc++) bias_diff[oc] += w[(size_t)s->num_output * g.taps + oc];
+  }
+  free(partial);
 }
 
 #else /* not x86: callers use oneDNN or im2col + gemm */
