@@ -169,8 +169,11 @@ static const grad_case cases[] = {
               "stride_w: 2 }",
      .bottoms = {"1 2 4 5"}},
     {.layer = "type: \"Pooling\" pooling_param { pool: AVE global_pooling: true }", .bottoms = {"2 3 4 5"}},
-    /* InnerProduct: plain, axis 2, transpose, no bias with a negative axis */
+    /* InnerProduct: plain (more outputs than examples: the weights on the gemm's left),
+     * axis 2 (more examples), transpose, no bias with a negative axis, and without bias
+     * on the weights-left path */
     {.layer = "type: \"InnerProduct\" inner_product_param { num_output: 4 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }", .bottoms = {"2 3 2 2"}},
+    {.layer = "type: \"InnerProduct\" inner_product_param { num_output: 70 bias_term: false weight_filler { type: \"gaussian\" std: 0.3 } }", .bottoms = {"3 4"}},
     {.layer = "type: \"InnerProduct\" inner_product_param { num_output: 3 axis: 2 weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }", .bottoms = {"2 3 4"}},
     {.layer = "type: \"InnerProduct\" inner_product_param { num_output: 3 transpose: true weight_filler { type: \"gaussian\" std: 0.3 } bias_filler { type: \"gaussian\" std: 0.3 } }", .bottoms = {"3 5"}},
     {.layer = "type: \"InnerProduct\" inner_product_param { num_output: 2 axis: -1 bias_term: false "

@@ -133,6 +133,11 @@ static int conv_dnnl_prepare(cg_conv_state *s) {
   return rc;
 }
 
+static cg_conv_single_shape single_shape(const cg_conv_state *s) {
+  return (cg_conv_single_shape){.num = s->num, .height = s->im_h, .width = s->im_w, .num_output = s->num_output,
+                                .kernel_h = s->kernel_h, .kernel_w = s->kernel_w};
+}
+
 int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   cg_conv_state *s = l->priv;
   const cg_blob *b = bottom[0];
@@ -203,6 +208,11 @@ int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   s->single = !s->deconv && cg_dnnl_conv_enabled() && cg_conv_single_available() && s->channels == 1 &&
               s->group == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0 &&
               s->dilation_h == 1 && s->dilation_w == 1;
+  if (s->single) {
+    cg_conv_single_shape shape = single_shape(s);
+    int rc = cg_scratch_floats(&s->single_scratch, &s->single_scratch_capacity, cg_conv_single_grad_scratch(&shape));
+    if (rc) return rc;
+  }
   if (!s->deconv && cg_dnnl_conv_enabled() && !s->single) {
     int rc = conv_dnnl_prepare(s);
     if (rc) return rc;
@@ -222,6 +232,7 @@ void cg_conv_destroy(cg_layer *l) {
   if (!s) return;
   free(s->col);
   free(s->btop);
+  free(s->single_scratch);
   cg_dnnl_conv_free(s->dnnl);
   free(s);
   l->priv = NULL;
@@ -350,11 +361,6 @@ void cg_conv_backward_batch(cg_conv_state *s, const float *bottom, const float *
   for (int b = 0; b < nb; b++) col2im(s, s->col + (size_t)b * n, (size_t)cols, bottom_diff + b * bottom_dim);
 }
 
-static cg_conv_single_shape single_shape(const cg_conv_state *s) {
-  return (cg_conv_single_shape){.num = s->num, .height = s->im_h, .width = s->im_w, .num_output = s->num_output,
-                                .kernel_h = s->kernel_h, .kernel_w = s->kernel_w};
-}
-
 static int conv_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   return cg_conv_setup(l, bottom, top, false);
 }
@@ -395,7 +401,7 @@ static void conv_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
   if (s->single) {
     cg_conv_single_shape shape = single_shape(s);
     for (int i = 0; i < l->num_tops; i++) {
-      cg_conv_single_param_grad(&shape, bottom[i]->data, top[i]->diff, weight_diff, bias_diff);
+      cg_conv_single_param_grad(&shape, bottom[i]->data, top[i]->diff, s->single_scratch, weight_diff, bias_diff);
       if (propagate_down[i])
         for (int n = 0; n < s->num; n++)
           cg_conv_col_side_to_im(s, top[i]->diff + n * top_dim, weight, bottom[i]->diff + n * bottom_dim);

@@ -35,6 +35,8 @@ typedef struct cg_conv_state {
   float *btop;                  /* [col_channels, batch * col spatial]: the top (diff) of a chunk */
   size_t btop_capacity;
   bool single; /* Convolution of one input channel through math/conv_single.h */
+  float *single_scratch; /* its weight gradient's per-share sums */
+  size_t single_scratch_capacity;
   /* Convolution through oneDNN (math/dnnl_conv.h) when it takes the shape; NULL: the gemm path */
   struct cg_dnnl_conv *dnnl;
   int dnnl_num, dnnl_h, dnnl_w; /* the bottom shape dnnl was built for */

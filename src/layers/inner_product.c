@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "core/layer.h"
+#include "layers/scratch.h"
 #include "math/math.h"
 
 static const Caffe__InnerProductParameter ip_defaults = CAFFE__INNER_PRODUCT_PARAMETER__INIT;
@@ -12,6 +13,8 @@ typedef struct ip_state {
   int num_output; /* N */
   int K, M;
   bool bias_term, transpose;
+  float *flipped; /* forward with more outputs than examples: top^T [N, M] */
+  size_t flipped_capacity;
 } ip_state;
 
 static int ip_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
@@ -43,6 +46,12 @@ static int ip_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   return CG_OK;
 }
 
+/* More outputs than examples (CaffeNet's fc6: 4096 for 32 images): top^T = W * bottom^T
+ * with the weights as the gemm's left operand measured faster (fc6 23.7 -> 13.8 ms,
+ * LeNet's ip1 0.22 -> 0.18 ms); the other way round when the batch is the larger
+ * side (CIFAR-10 quick's ip1: 0.065 against 0.095 ms). */
+static bool weights_on_left(const ip_state *s) { return !s->transpose && s->num_output > s->M; }
+
 static int ip_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   ip_state *s = l->priv;
   const cg_blob *b = bottom[0];
@@ -55,6 +64,10 @@ static int ip_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) 
   size_t M = cg_blob_count_range(b, 0, s->axis);
   if (M > (1u << 30)) return cg_error(CG_ERR_SHAPE, "too many examples (%zu)", M);
   s->M = (int)M;
+  if (weights_on_left(s)) {
+    int rc = cg_scratch_floats(&s->flipped, &s->flipped_capacity, M * (size_t)s->num_output);
+    if (rc) return rc;
+  }
   int shape[CG_BLOB_MAX_AXES];
   for (int i = 0; i < s->axis; i++) shape[i] = b->shape[i];
   shape[s->axis] = s->num_output;
@@ -66,9 +79,19 @@ static int ip_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) 
   int M = s->M, N = s->num_output, K = s->K;
   if (M == 0) return CG_OK;
   float *out = top[0]->data;
+  const float *bias = s->bias_term ? l->params[1]->data : NULL;
+  if (weights_on_left(s)) {
+    cg_gemm(false, true, N, M, K, 1.0f, l->params[0]->data, bottom[0]->data, 0.0f, s->flipped);
+    enum { TILE = 64 }; /* a tile of top^T's rows stays in cache while its columns are read */
+    for (int n0 = 0; n0 < N; n0 += TILE) {
+      int n1 = N - n0 < TILE ? N : n0 + TILE;
+      for (int m = 0; m < M; m++)
+        for (int n = n0; n < n1; n++) out[(size_t)m * N + n] = s->flipped[(size_t)n * M + m] + (bias ? bias[n] : 0.0f);
+    }
+    return CG_OK;
+  }
   cg_gemm(false, !s->transpose, M, N, K, 1.0f, bottom[0]->data, l->params[0]->data, 0.0f, out);
-  if (s->bias_term) {
-    const float *bias = l->params[1]->data;
+  if (bias) {
     for (int m = 0; m < M; m++) {
       float *row = out + (size_t)m * N;
       for (int n = 0; n < N; n++) row[n] += bias[n];
@@ -98,7 +121,9 @@ static void ip_backward(cg_layer *l, cg_blob *const *top, const bool *propagate_
 }
 
 static void ip_destroy(cg_layer *l) {
-  free(l->priv);
+  ip_state *s = l->priv;
+  if (s) free(s->flipped);
+  free(s);
   l->priv = NULL;
 }
 

@@ -6,10 +6,7 @@
 #include "math/conv_single.h"
 
 #include <stddef.h>
-#include <stdlib.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -259,26 +256,29 @@ static void grad_batch(const cg_conv_single_shape *s, const geometry *g, const f
     for (int oc = 0; oc < s->num_output; oc++) bias_grad(s, g, top_diff, oc, bias_diff);
 }
 
-/* Each thread sums its share of the images, the share it computed forward and that the
- * layer above (pooling, split by images too) wrote the top diff of: split by output
- * channels instead, the threads read each other's caches and the net was 0.1 ms slower.
- * The shares are then added in thread order, so a thread count always gives the same sums. */
+/* The batch is cut into SHARES consecutive runs of images, each summed on its own and
+ * then added in order: the sums do not depend on how many threads run them (the CLI
+ * and the Python module run different counts, and train bit for bit alike). The
+ * threads take whole runs in order, the images they computed forward and that the
+ * layer above (pooling, split by images too) wrote the top diff of; split by output
+ * channels instead, the threads read each other's caches and the net was 0.1 ms slower. */
+enum { SHARES = 8 };
+
+static size_t share_floats(const cg_conv_single_shape *s) {
+  return (size_t)s->num_output * s->kernel_h * s->kernel_w + (size_t)s->num_output;
+}
+
+size_t cg_conv_single_grad_scratch(const cg_conv_single_shape *s) { return SHARES * share_floats(s); }
+
 KERNEL
 void cg_conv_single_param_grad(const cg_conv_single_shape *s, const float *bottom, const float *top_diff,
-                               float *weight_diff, float *bias_diff) {
+                               float *scratch, float *weight_diff, float *bias_diff) {
   const geometry g = geometry_of(s);
-#ifdef _OPENMP
-  int parts = omp_get_max_threads() < s->num ? omp_get_max_threads() : s->num;
-#else
-  int parts = 1;
-#endif
-  size_t per_part = (size_t)s->num_output * g.taps + (size_t)s->num_output;
-  float *partial = parts > 1 ? calloc((size_t)parts * per_part, sizeof(float)) : NULL;
-  if (!partial) { /* one thread, or no memory for the shares */
-    grad_batch(s, &g, bottom, top_diff, weight_diff, bias_diff);
-    return;
-  }
-#pragma omp parallel for schedule(static) num_threads(parts)
+  const int parts = s->num < SHARES ? s->num : SHARES;
+  const size_t per_part = share_floats(s);
+  float *partial = scratch;
+  memset(partial, 0, parts * per_part * sizeof(float));
+#pragma omp parallel for schedule(static)
   for (int p = 0; p < parts; p++) {
     int n0 = (int)((long long)s->num * p / parts), n1 = (int)((long long)s->num * (p + 1) / parts);
     cg_conv_single_shape share = *s;
@@ -293,7 +293,6 @@ void cg_conv_single_param_grad(const cg_conv_single_shape *s, const float *botto
     if (bias_diff)
       for (int oc = 0; oc < s->num_output; oc++) bias_diff[oc] += w[(size_t)s->num_output * g.taps + oc];
   }
-  free(partial);
 }
 
 #else /* not x86: callers use oneDNN or im2col + gemm */
@@ -305,9 +304,14 @@ void cg_conv_single_forward(const cg_conv_single_shape *s, const float *bottom, 
   (void)s, (void)bottom, (void)weight, (void)bias, (void)top;
 }
 
+size_t cg_conv_single_grad_scratch(const cg_conv_single_shape *s) {
+  (void)s;
+  return 0;
+}
+
 void cg_conv_single_param_grad(const cg_conv_single_shape *s, const float *bottom, const float *top_diff,
-                               float *weight_diff, float *bias_diff) {
-  (void)s, (void)bottom, (void)top_diff, (void)weight_diff, (void)bias_diff;
+                               float *scratch, float *weight_diff, float *bias_diff) {
+  (void)s, (void)bottom, (void)top_diff, (void)scratch, (void)weight_diff, (void)bias_diff;
 }
 
 #endif

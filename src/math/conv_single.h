@@ -7,6 +7,7 @@
 #define CG_MATH_CONV_SINGLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct cg_conv_single_shape {
   int num, height, width;           /* bottom: [num, 1, height, width] */
@@ -20,9 +21,12 @@ bool cg_conv_single_available(void);
 void cg_conv_single_forward(const cg_conv_single_shape *s, const float *bottom, const float *weight,
                             const float *bias, float *top);
 
-/* weight_diff += dL/dW and bias_diff += dL/db (when not NULL). Each output channel is
- * summed by one thread in a fixed order, so the result does not depend on the thread count. */
+/* Floats of scratch cg_conv_single_param_grad needs for a shape. */
+size_t cg_conv_single_grad_scratch(const cg_conv_single_shape *s);
+
+/* weight_diff += dL/dW and bias_diff += dL/db (when not NULL), summed in an order that
+ * does not depend on the thread count. scratch: cg_conv_single_grad_scratch floats. */
 void cg_conv_single_param_grad(const cg_conv_single_shape *s, const float *bottom, const float *top_diff,
-                               float *weight_diff, float *bias_diff);
+                               float *scratch, float *weight_diff, float *bias_diff);
 
 #endif
