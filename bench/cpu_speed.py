@@ -227,7 +227,7 @@ def render(rows, layer_tables, torch_version, a, loads):
                 break
     out = ["## CPU speed", "",
            "`/usr/bin/python3 bench/cpu_speed.py` (after `bash bench/setup.sh`) on %d cores (%s), shared with other "
-           "work (load average %.1f before, %.1f after). caffegrid (oneDNN convolutions and gemms on `OPENBLAS_NUM_THREADS` OpenMP threads) and PyTorch %s "
+           "work (load average %.1f before, %.1f after). caffegrid (oneDNN convolutions and gemms, direct kernels for single-channel convolutions, on `OPENBLAS_NUM_THREADS` OpenMP threads) and PyTorch %s "
            "(CPU, `torch.set_num_threads`, `OMP_WAIT_POLICY=passive`, which measured faster for it than active waiting: 56 against 59 ms on CIFAR-10 quick with 2 threads; both flush denormals to zero, caffegrid's default and `torch.set_flush_denormal(True)`) run the same nets and batch sizes (`examples/nets/*_time.prototxt`), "
            "interleaved: %d rounds, each running caffegrid's worker then PyTorch's, %d untimed warm-up iterations "
            "then %d timed ones; times are medians of all %d samples. *fwd+bwd* is forward and backward (Caffe's "
