@@ -1,8 +1,8 @@
 /* Direct single-channel convolution (see conv_single.h). Each kernel holds a tile
  * of accumulators in registers: forward, 4 output channels x 24 columns, one
  * broadcast weight per tap against 3 loaded input vectors; the weight gradient,
- * 2 output channels x up to 5 taps of one kernel row, summed over every image and
- * row of the batch and reduced across lanes once at the end. */
+ * 2 output channels x up to 5 taps of one kernel row, summed over every row of a
+ * share of the batch's images and reduced across lanes once at the end. */
 #include "math/conv_single.h"
 
 #include <stddef.h>
