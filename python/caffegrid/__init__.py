@@ -12,9 +12,9 @@
     solver.net.save("lenet.caffemodel")
 
 Errors from the library raise caffegrid.Error subclasses with its message.
-Like the `caffegrid` CLI, the library's own OpenMP loops run on one thread
-unless OMP_NUM_THREADS is set (OpenBLAS already uses every core), so results
-are bit-identical to the CLI's.
+Like the `caffegrid` CLI, the library's own OpenMP loops run on as many threads
+as its math (OPENBLAS_NUM_THREADS, else every core) unless OMP_NUM_THREADS is
+set; results are bit-identical to the CLI's (set_num_threads changes speed only).
 """
 
 from ._errors import (BusyError, CommError, CorruptDataError, DTypeError, Error, InvalidArgumentError,  # noqa: F401

@@ -1,6 +1,6 @@
 /* The _caffegrid module: its functions, caffegrid exceptions raised with the C
  * library's messages (classes from caffegrid/_errors.py), and the CLI's OpenMP
- * default (one thread per call unless OMP_NUM_THREADS is set). */
+ * default (the math's thread count unless OMP_NUM_THREADS is set). */
 #define CGPY_IMPORT_ARRAY
 #include "_ext.h"
 
@@ -12,6 +12,7 @@
 
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "math/threads.h"
 
 static PyObject *errors_module; /* caffegrid._errors, for the exception classes */
 static int omp_threads;         /* > 0: set on the calling thread before each C call */
@@ -141,8 +142,9 @@ PyMODINIT_FUNC PyInit__caffegrid(void) {
   import_array();
   errors_module = PyImport_ImportModule("caffegrid._errors");
   if (!errors_module) return NULL;
-  /* as tools/caffegrid.c: OpenBLAS already fills the cores, so our loops run on one thread */
-  if (!getenv("OMP_NUM_THREADS")) omp_threads = 1;
+  /* as tools/caffegrid.c: our own loops (pooling, LRN, single-channel convolution) on
+   * as many threads as the math, one pool for both */
+  if (!getenv("OMP_NUM_THREADS")) omp_threads = cg_math_threads();
   PyTypeObject *types[] = {&NetHandle_Type, &SolverHandle_Type, &TcpListener_Type, &CommHandle_Type, &SourceReader_Type};
   const char *names[] = {"NetHandle", "SolverHandle", "TcpListener", "CommHandle", "SourceReader"};
   for (size_t i = 0; i < sizeof types / sizeof *types; i++)
