@@ -15,11 +15,14 @@ Errors from the library raise caffegrid.Error subclasses with its message.
 Like the `caffegrid` CLI, the library's own OpenMP loops run on as many threads
 as its math (OPENBLAS_NUM_THREADS, else every core) unless OMP_NUM_THREADS is
 set; results are bit-identical to the CLI's (set_num_threads changes speed only).
+set_math_threads(n) sets the math's own count (convolutions, gemms) for nets built
+afterwards, as `caffegrid train` gives each MPI rank its share of the cores; Spark
+tasks take the cores Spark gives them (spark.task.cpus).
 """
 
 from ._errors import (BusyError, CommError, CorruptDataError, DTypeError, Error, InvalidArgumentError,  # noqa: F401
                       IOError, NotFoundError, OutOfMemoryError, ParseError, ShapeError, UnsupportedError)
-from ._caffegrid import get_num_threads, set_log_quiet, set_num_threads  # noqa: F401
+from ._caffegrid import get_math_threads, get_num_threads, set_log_quiet, set_math_threads, set_num_threads  # noqa: F401
 from .comm import Communicator, TcpListener  # noqa: F401
 from .net import TEST, TRAIN, Blob, Net  # noqa: F401
 from .solver import Solver, get_solver  # noqa: F401
@@ -34,4 +37,5 @@ def set_mode_cpu() -> None:
 # IOError is left out of `from caffegrid import *` so it never hides the built-in name.
 __all__ = ["Net", "Blob", "Solver", "get_solver", "TcpListener", "Communicator", "TRAIN", "TEST", "Error", "ParseError", "InvalidArgumentError",
            "ShapeError", "OutOfMemoryError", "UnsupportedError", "NotFoundError", "CorruptDataError", "CommError",
-           "DTypeError", "BusyError", "set_log_quiet", "set_num_threads", "get_num_threads", "set_mode_cpu"]
+           "DTypeError", "BusyError", "set_log_quiet", "set_num_threads", "get_num_threads", "set_math_threads", "get_math_threads",
+           "set_mode_cpu"]

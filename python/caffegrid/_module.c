@@ -116,6 +116,21 @@ static PyObject *set_num_threads(PyObject *self, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+static PyObject *set_math_threads(PyObject *self, PyObject *arg) {
+  (void)self;
+  long n = PyLong_AsLong(arg);
+  if (n == -1 && PyErr_Occurred()) return NULL;
+  if (n < 1 || n > 4096)
+    return cgpy_raise("InvalidArgumentError", "set_math_threads: %ld is not a thread count (1 or more)", n);
+  cg_math_threads_set((int)n);
+  Py_RETURN_NONE;
+}
+
+static PyObject *get_math_threads(PyObject *self, PyObject *noargs) {
+  (void)self, (void)noargs;
+  return PyLong_FromLong(cg_math_threads());
+}
+
 static PyObject *get_num_threads(PyObject *self, PyObject *noargs) {
   (void)self, (void)noargs;
   cgpy_prepare_threads();
@@ -127,6 +142,9 @@ static PyMethodDef module_methods[] = {
     {"set_log_quiet", set_log_quiet, METH_O, "set_log_quiet(quiet) -> None: silence the library's INFO log lines."},
     {"set_num_threads", set_num_threads, METH_O, "set_num_threads(n) -> None: OpenMP threads for caffegrid's own loops."},
     {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int: OpenMP threads caffegrid's loops use."},
+    {"set_math_threads", set_math_threads, METH_O,
+     "set_math_threads(n) -> None: threads for the convolutions and gemms of nets built from now on."},
+    {"get_math_threads", get_math_threads, METH_NOARGS, "get_math_threads() -> int: threads the math uses."},
     {"decode_image", (PyCFunction)(void (*)(void))cgpy_decode_image, METH_VARARGS | METH_KEYWORDS,
      "decode_image(data, name, color=0, height=0, width=0) -> (channels, height, width, bytes, is_float): a JPEG or "
      "PNG as uint8 channel-first pixels (BGR or grey), colour forced (0 as stored, 1 BGR, 2 grey) and resized when asked"},

@@ -370,12 +370,29 @@ def _strided(rdd: Any, size: int) -> Any:
             .repartitionAndSortWithinPartitions(size, lambda index: index % size).values())
 
 
+def _use_task_cores(ctx: Any) -> None:
+    """Runs this task's math and loops on the cores Spark gave it (spark.task.cpus,
+    Spark 3.3 and later), as `caffegrid train` gives each MPI rank its share, so
+    tasks sharing a machine do not oversubscribe it. OMP_NUM_THREADS is no guide:
+    PySpark sets it to the executor's cores, which its concurrent tasks share. A
+    user's OPENBLAS_NUM_THREADS wins."""
+    import caffegrid
+
+    cpus = getattr(ctx, "cpus", None)
+    cores = cpus() if callable(cpus) else 0
+    if cores < 1 or os.environ.get("OPENBLAS_NUM_THREADS"):
+        return
+    caffegrid.set_math_threads(cores)
+    caffegrid.set_num_threads(cores)
+
+
 def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optional[str]]:
     """This task's solver on the TCP ring (files written into workdir), fine-tuned
     or resumed as the plan says; and the snapshot it resumed from."""
     import caffegrid
 
     rank = ctx.partitionId()
+    _use_task_cores(ctx)
     net_path = os.path.join(workdir, "net.prototxt")
     solver_path = os.path.join(workdir, "solver.prototxt")
     with open(net_path, "w") as f:
@@ -481,7 +498,9 @@ def _net_outputs(net_text: str) -> List[str]:
 
 def _open_net(workdir: str, net_text: str, model: bytes):
     import caffegrid
+    from pyspark import TaskContext
 
+    _use_task_cores(TaskContext.get())
     net_path, model_path = os.path.join(workdir, "net.prototxt"), os.path.join(workdir, "model.caffemodel")
     with open(net_path, "w") as f:
         f.write(net_text)

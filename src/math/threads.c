@@ -14,6 +14,8 @@ int cg_math_threads(void) {
   return n > 0 ? n : 1;
 }
 
+void cg_math_threads_set(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
+
 #ifdef _OPENMP
 int cg_math_threads_enter(int n) {
   int saved = omp_get_max_threads();

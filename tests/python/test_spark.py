@@ -306,6 +306,37 @@ def test_validation_rounds_lmdb_and_encoded_sources(tmp_path, spark, fashion, cl
         cos.features(broken, ["ip1"]).collect()
 
 
+def test_tasks_use_the_cores_spark_gives_them(spark):
+    """A task's math and loops run on spark.task.cpus threads (1 here), not on every core
+    of the machine (nor the executor's, which PySpark puts in OMP_NUM_THREADS), unless
+    the user's OPENBLAS_NUM_THREADS says otherwise."""
+    def probe(_):
+        from pyspark import TaskContext
+
+        import caffegrid
+        from caffegrid import spark as cgs
+
+        ctx = TaskContext.get()
+        saved = os.environ.pop("OPENBLAS_NUM_THREADS", None)  # the fixture's; put back below
+        try:
+            caffegrid.set_math_threads(2)
+            caffegrid.set_num_threads(2)
+            cgs._use_task_cores(ctx)
+            given = (caffegrid.get_math_threads(), caffegrid.get_num_threads())
+            os.environ["OPENBLAS_NUM_THREADS"] = "2"
+            caffegrid.set_math_threads(2)
+            cgs._use_task_cores(ctx)
+            kept = caffegrid.get_math_threads()
+        finally:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+            if saved is not None:
+                os.environ["OPENBLAS_NUM_THREADS"] = saved
+            caffegrid.set_math_threads(int(saved or 1))
+        yield ctx.cpus(), given, kept
+
+    assert spark.sparkContext.parallelize(range(RANKS), RANKS).mapPartitions(probe).collect() == [(1, (1, 1), 2)] * RANKS
+
+
 def test_task_error_fails_the_job_with_its_message(tmp_path, spark, fashion):
     """A task that fails on every attempt (a bad row in rank 1's partition, while
     rank 0 waits in the allreduce): after Spark's stage retries the job fails well
