@@ -1,6 +1,5 @@
 /* caffegrid train: run a solver, with Caffe's flags (-solver, -weights, -snapshot,
  * -iterations) and CaffeOnSpark's spelling (-train -conf S -model OUT). */
-#include <cblas.h>
 #include <omp.h>
 #include <sched.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include "caffegrid/solver.h"
 #include "commands.h"
 #include "flags.h"
+#include "math/threads.h"
 
 /* Ranks on one machine split its cores: unless the user set OPENBLAS_NUM_THREADS,
  * each rank's BLAS uses (cores it may run on) / (ranks on this node) threads, so
@@ -29,7 +29,7 @@ static void share_cores_between_local_ranks(void) {
   int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
   long online = sysconf(_SC_NPROCESSORS_ONLN);
   if (ranks_here > 1 && cores >= online) cores = (int)online / ranks_here; /* unbound: take our share */
-  openblas_set_num_threads(cores > 0 ? cores : 1);
+  cg_math_threads_set(cores > 0 ? cores : 1);
   if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(cores > 0 ? cores : 1);
 }
 

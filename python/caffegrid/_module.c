@@ -107,22 +107,29 @@ static PyObject *set_log_quiet(PyObject *self, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+/* A thread count from Python into *n; 0 with the exception set when it is not one. */
+static int thread_count(PyObject *arg, const char *what, int *n) {
+  long v = PyLong_AsLong(arg);
+  if (v == -1 && PyErr_Occurred()) return 0;
+  if (v < 1 || v > 4096) {
+    cgpy_raise("InvalidArgumentError", "%s: %ld is not a thread count (1 or more)", what, v);
+    return 0;
+  }
+  *n = (int)v;
+  return 1;
+}
+
 static PyObject *set_num_threads(PyObject *self, PyObject *arg) {
   (void)self;
-  long n = PyLong_AsLong(arg);
-  if (n == -1 && PyErr_Occurred()) return NULL;
-  if (n < 1 || n > 4096) return cgpy_raise("InvalidArgumentError", "set_num_threads: %ld is not a thread count (1 or more)", n);
-  omp_threads = (int)n;
+  if (!thread_count(arg, "set_num_threads", &omp_threads)) return NULL;
   Py_RETURN_NONE;
 }
 
 static PyObject *set_math_threads(PyObject *self, PyObject *arg) {
   (void)self;
-  long n = PyLong_AsLong(arg);
-  if (n == -1 && PyErr_Occurred()) return NULL;
-  if (n < 1 || n > 4096)
-    return cgpy_raise("InvalidArgumentError", "set_math_threads: %ld is not a thread count (1 or more)", n);
-  cg_math_threads_set((int)n);
+  int n;
+  if (!thread_count(arg, "set_math_threads", &n)) return NULL;
+  cg_math_threads_set(n);
   Py_RETURN_NONE;
 }
 

@@ -33,16 +33,21 @@ static inline uint64_t next_bits(cg_rng *r) {
   return result;
 }
 
-static inline double unit(cg_rng *r) { return (double)(next_bits(r) >> 11) * 0x1.0p-53; }
+static inline double to_unit(uint64_t bits) { return (double)(bits >> 11) * 0x1.0p-53; }
+
+static inline double unit(cg_rng *r) { return to_unit(next_bits(r)); }
 
 uint64_t cg_rng_next(cg_rng *r) { return next_bits(r); }
 
 double cg_rng_uniform01(cg_rng *r) { return unit(r); }
 
-float cg_rng_uniform(cg_rng *r, float lo, float hi) {
-  float v = (float)(lo + (hi - lo) * cg_rng_uniform01(r));
-  return v < hi ? v : lo; /* rounding to float must not reach hi */
+/* u in [0, 1) scaled to [lo, hi): rounding to float must not reach hi */
+static inline float in_range(double u, float lo, float hi) {
+  float v = (float)(lo + (hi - lo) * u);
+  return v < hi ? v : lo;
 }
+
+float cg_rng_uniform(cg_rng *r, float lo, float hi) { return in_range(unit(r), lo, hi); }
 
 void cg_rng_uniform_fill(cg_rng *r, float lo, float hi, float *out, size_t n) {
   enum { BLOCK = 256 };
@@ -50,16 +55,21 @@ void cg_rng_uniform_fill(cg_rng *r, float lo, float hi, float *out, size_t n) {
   for (size_t done = 0; done < n; done += BLOCK) {
     size_t m = n - done < BLOCK ? n - done : BLOCK;
     for (size_t j = 0; j < m; j++) bits[j] = next_bits(r); /* the serial part, kept tight */
-    for (size_t j = 0; j < m; j++) {
-      float v = (float)(lo + (hi - lo) * ((double)(bits[j] >> 11) * 0x1.0p-53));
-      out[done + j] = v < hi ? v : lo;
-    }
+    for (size_t j = 0; j < m; j++) out[done + j] = in_range(to_unit(bits[j]), lo, hi);
+  }
+}
+
+/* u1 (kept above 1e-300, so its log is finite) and u2 for m outputs: the serial part */
+static void draw_pairs(cg_rng *r, double *u1, double *u2, size_t m) {
+  for (size_t j = 0; j < m; j++) {
+    u1[j] = unit(r), u2[j] = unit(r);
+    if (u1[j] < 1e-300) u1[j] = 1e-300;
   }
 }
 
 float cg_rng_gaussian(cg_rng *r, float mean, float std) {
-  double u1 = cg_rng_uniform01(r), u2 = cg_rng_uniform01(r);
-  if (u1 < 1e-300) u1 = 1e-300;
+  double u1, u2;
+  draw_pairs(r, &u1, &u2, 1);
   double z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
   return (float)(mean + std * z);
 }
@@ -76,14 +86,6 @@ __attribute__((target("avx2,fma"))) static void box_muller4(const double *u1, co
   /* mean + std * z, rounded once to float, as cg_rng_gaussian */
   __m256d v = _mm256_add_pd(_mm256_set1_pd(mean), _mm256_mul_pd(_mm256_set1_pd(std), z));
   _mm_storeu_ps(out, _mm256_cvtpd_ps(v));
-}
-
-/* u1 (kept above 1e-300, as cg_rng_gaussian) and u2 for m outputs: the serial part */
-static void draw_pairs(cg_rng *r, double *u1, double *u2, size_t m) {
-  for (size_t j = 0; j < m; j++) {
-    u1[j] = unit(r), u2[j] = unit(r);
-    if (u1[j] < 1e-300) u1[j] = 1e-300;
-  }
 }
 
 static void transform(const double *u1, const double *u2, double mean, double std, float *out, size_t m) {

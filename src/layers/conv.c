@@ -203,17 +203,19 @@ int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
     s->batch = fit > 1 ? (int)fit : 1;
   }
   /* One input channel, stride 1, no pad or dilation: the direct kernels (LeNet's
-   * conv1 forward + backward: 0.8 ms through oneDNN, 0.4 direct). They keep the
-   * column buffer below for the bottom gradient, which a first layer never needs. */
+   * conv1 forward + backward: 0.8 ms through oneDNN, 0.4 direct). The bottom
+   * gradient, which a first layer never needs, goes image by image through a
+   * one-image column buffer. */
   s->single = !s->deconv && cg_dnnl_conv_enabled() && cg_conv_single_available() && s->channels == 1 &&
               s->group == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0 &&
               s->dilation_h == 1 && s->dilation_w == 1;
   if (s->single) {
     cg_conv_single_shape shape = single_shape(s);
     int rc = cg_scratch_floats(&s->single_scratch, &s->single_scratch_capacity, cg_conv_single_grad_scratch(&shape));
-    if (rc) return rc;
+    if (!rc && !s->is_1x1) rc = cg_scratch_floats(&s->col, &s->col_capacity, per_image);
+    return rc;
   }
-  if (!s->deconv && cg_dnnl_conv_enabled() && !s->single) {
+  if (!s->deconv && cg_dnnl_conv_enabled()) {
     int rc = conv_dnnl_prepare(s);
     if (rc) return rc;
     if (s->dnnl) return CG_OK; /* no column buffers needed */
