@@ -1,37 +1,65 @@
 # caffegrid build: `make` builds the library, the CLI and the tests into build/;
 # `make test` runs every test; `make SAN=1 test` does the same under ASan+UBSan in build-san/.
+# The default build runs on any x86-64-v2 CPU (Nehalem, 2008, and later): the kernels that
+# need AVX2/FMA carry target attributes and are chosen at run time, as oneDNN and OpenBLAS
+# choose theirs. `make NATIVE=1` tunes for this machine's CPU alone (into build-native/).
+# `make WITH_MPI=0 WITH_HDF5=0` builds without Open MPI or libhdf5: MPI launches and HDF5
+# files are then refused with a message saying so.
+# `make install PREFIX=DIR` installs the CLI, the library, its headers and caffegrid.pc.
 CC ?= gcc
 SAN ?= 0
+NATIVE ?= 0
+WITH_MPI ?= 1
+WITH_HDF5 ?= 1
+PREFIX ?= /usr/local
+VERSION = 0.1.0
 ifeq ($(SAN),1)
   BUILD ?= build-san
   OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(NATIVE),1)
+  BUILD ?= build-native
+  OPT = -O3 -g -march=native -mtune=native
 else
   BUILD ?= build
-  OPT = -O3 -g -march=x86-64-v3 -mtune=native
+  OPT = -O3 -g -march=x86-64-v2 -mtune=generic
 endif
 WERROR ?=
-MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
-MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
-HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
-HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
-CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -Iinclude -Isrc -I$(BUILD)/gen $(MPI_CFLAGS) $(HDF5_CFLAGS)
+ifeq ($(WITH_MPI),1)
+  MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+  MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+endif
+ifeq ($(WITH_HDF5),1)
+  HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+  HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
+endif
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -fvisibility=hidden -Iinclude -Isrc -I$(BUILD)/gen $(MPI_CFLAGS) $(HDF5_CFLAGS)
 CFLAGS += $(OPT) $(CFLAGS_COMMON)
 LDFLAGS += $(OPT) -fopenmp
-LDLIBS = -ldnnl -lopenblas -llmdb -lprotobuf-c -ljpeg -lpng -lz -lmvec -lm -lpthread $(MPI_LIBS) $(HDF5_LIBS)
+LDLIBS_BASE = -ldnnl -lopenblas -llmdb -lprotobuf-c -ljpeg -lpng -lz -lmvec -lm -lpthread
+LDLIBS = $(LDLIBS_BASE) $(MPI_LIBS) $(HDF5_LIBS)
+
+# sources that need an optional library, and what stands in for them without it
+OPTIONAL_SRC = src/comm/mpi.c src/comm/mpi_absent.c src/data/hdf5_source.c src/data/hdf5_absent.c
+WITH_SRC = $(if $(filter 1,$(WITH_MPI)),src/comm/mpi.c,src/comm/mpi_absent.c) \
+  $(if $(filter 1,$(WITH_HDF5)),src/data/hdf5_source.c,src/data/hdf5_absent.c)
+# tests and benchmarks that call MPI or libhdf5 themselves
+NEEDS_MPI = tests/test_mpi.c bench/allreduce_bw.c
+NEEDS_HDF5 = tests/test_hdf5.c
+LEFT_OUT = $(if $(filter 1,$(WITH_MPI)),,$(NEEDS_MPI)) $(if $(filter 1,$(WITH_HDF5)),,$(NEEDS_HDF5))
 
 GEN_C = $(BUILD)/gen/proto/caffe.pb-c.c
 GEN_H = $(BUILD)/gen/proto/caffe.pb-c.h
-LIB_SRC = $(sort $(wildcard src/*/*.c))
+LIB_SRC = $(sort $(filter-out $(OPTIONAL_SRC),$(wildcard src/*/*.c)) $(WITH_SRC))
 LIB_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/caffe.pb-c.o
 TOOL_SRC = $(sort $(wildcard tools/*.c))
 TOOL_OBJ = $(patsubst tools/%.c,$(BUILD)/obj/tools/%.o,$(TOOL_SRC))
-TEST_SRC = $(sort $(wildcard tests/test_*.c))
+TEST_SRC = $(sort $(filter-out $(LEFT_OUT),$(wildcard tests/test_*.c)))
 TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT = $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 TEST_SUPPORT_OBJ = $(patsubst tests/%.c,$(BUILD)/obj/tests/%.o,$(TEST_SUPPORT))
 
 REPLAY_BIN = $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard fuzz/fuzz_*.c)))
-BENCH_SRC = $(sort $(wildcard bench/*.c))
+BENCH_SRC = $(sort $(filter-out $(LEFT_OUT),$(wildcard bench/*.c)))
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: $(BUILD)/libcaffegrid.a $(BUILD)/libcaffegrid.so $(BUILD)/caffegrid $(TEST_BIN) $(BENCH_BIN) $(REPLAY_BIN)
@@ -92,7 +120,7 @@ test: all
 	BUILD=$(BUILD) bash tests/run_all.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-native
 
 # libFuzzer targets (fuzz/fuzz_*.c), built with clang under ASan+UBSan into build-fuzz/
 # with their own copy of the library objects and generated protobuf-c code;
@@ -138,5 +166,24 @@ print-ldlibs:
 	@echo $(filter -fsanitize=%,$(OPT)) $(LDLIBS)
 .PHONY: print-ldlibs
 
-.PHONY: all test clean
+# ---- install: the CLI, both libraries, the public headers and a pkg-config file
+PUBLIC_HEADERS = $(sort $(wildcard include/caffegrid/*.h))
+# caffegrid.pc is written at install time, for the PREFIX of that install
+install: $(BUILD)/libcaffegrid.a $(BUILD)/libcaffegrid.so $(BUILD)/caffegrid
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/lib/pkgconfig" "$(DESTDIR)$(PREFIX)/include/caffegrid"
+	install -m 755 $(BUILD)/caffegrid "$(DESTDIR)$(PREFIX)/bin/caffegrid"
+	install -m 644 $(BUILD)/libcaffegrid.a "$(DESTDIR)$(PREFIX)/lib/libcaffegrid.a"
+	install -m 755 $(BUILD)/libcaffegrid.so "$(DESTDIR)$(PREFIX)/lib/libcaffegrid.so"
+	install -m 644 $(PUBLIC_HEADERS) "$(DESTDIR)$(PREFIX)/include/caffegrid/"
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: caffegrid' 'Description: Caffe nets trained and run in C, data-parallel over MPI and Spark' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lcaffegrid' \
+	  'Libs.private: -fopenmp $(LDLIBS)' > "$(DESTDIR)$(PREFIX)/lib/pkgconfig/caffegrid.pc"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/caffegrid" "$(DESTDIR)$(PREFIX)/lib/libcaffegrid.a" \
+	  "$(DESTDIR)$(PREFIX)/lib/libcaffegrid.so" "$(DESTDIR)$(PREFIX)/lib/pkgconfig/caffegrid.pc"
+	rm -rf "$(DESTDIR)$(PREFIX)/include/caffegrid"
+
+.PHONY: all test clean install uninstall
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*.d)

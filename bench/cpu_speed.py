@@ -23,6 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = {"lenet": 64, "cifar10_quick": 100, "caffenet": 32}
+BUILD = "build"  # --build
 TITLE = {"lenet": "LeNet", "cifar10_quick": "CIFAR-10 quick", "caffenet": "CaffeNet"}
 
 
@@ -134,7 +135,7 @@ def per_layer(name, threads, iters):
     """caffegrid time's per-layer averages (ms), forward and backward."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
     env.pop("OMP_NUM_THREADS", None)
-    out = subprocess.run([os.path.join(ROOT, "build/caffegrid"), "time", "-model",
+    out = subprocess.run([os.path.join(ROOT, BUILD, "caffegrid"), "time", "-model",
                           os.path.join(ROOT, "examples/nets/%s_time.prototxt" % name), "-iterations", str(iters)],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
     rows = {}
@@ -155,17 +156,21 @@ def main():
     ap.add_argument("--peak", type=float, default=None,
                     help="fp32 peak of all cores, GFLOP/s (default: measured by build/bench/peak_flops in this run)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--build", default="build",
+                    help="the build folder whose CLI and workers run (e.g. build-native from make NATIVE=1)")
     a = ap.parse_args()
     if a.worker:
         name, threads = a.worker.split(":")
         torch_worker(name, int(threads), a.iters, a.warmup)
         return
-    subprocess.run(["make", "-s", "-j2", "build/caffegrid", "build/bench/cpu_speed", "build/bench/peak_flops"], cwd=ROOT,
-                   check=True)
+    global BUILD
+    BUILD = a.build
+    subprocess.run(["make", "-s", "-j2", "BUILD=" + BUILD] + [os.path.join(BUILD, t) for t in (
+        "caffegrid", "bench/cpu_speed", "bench/peak_flops")], cwd=ROOT, check=True)
     ncores = os.cpu_count()
     max_threads = max(int(t) for t in a.threads.split(","))
     if a.peak is None:  # FMA throughput on 1..N threads at once, measured now (bench/peak_flops.c)
-        measured = run_worker([os.path.join(ROOT, "build/bench/peak_flops"), str(max_threads)], os.environ)
+        measured = run_worker([os.path.join(ROOT, BUILD, "bench/peak_flops"), str(max_threads)], os.environ)
         peaks = {t: measured[str(t)] for t in range(1, max_threads + 1)}
         a.peak_text = "measured in this run by `build/bench/peak_flops` (%s FMAs): %s GFLOP/s" % (
             measured["isa"], ", ".join("%.0f on %d thread%s" % (v, t, "s" if t > 1 else "") for t, v in peaks.items()))
@@ -188,7 +193,7 @@ def main():
             res = {"cg": {"fb_ms": [], "train_ms": [], "maxrss_kb": 0}, "pt": {"fb_ms": [], "train_ms": [], "maxrss_kb": 0}}
             for r in range(a.rounds):
                 for who, cmd, e in (
-                        ("cg", [os.path.join(ROOT, "build/bench/cpu_speed"), proto, str(a.iters), str(a.warmup)], cg_env),
+                        ("cg", [os.path.join(ROOT, BUILD, "bench/cpu_speed"), proto, str(a.iters), str(a.warmup)], cg_env),
                         ("pt", [sys.executable, os.path.abspath(__file__), "--worker", "%s:%d" % (name, threads),
                                 "--iters", str(a.iters), "--warmup", str(a.warmup)], env)):
                     out = run_worker(cmd, e)

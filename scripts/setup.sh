@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing caffegrid needs on a fresh Debian 12 machine (run as root).
-# --datasets also installs the datasets the examples train on (Debian's Fashion-MNIST).
+# Debian's Fashion-MNIST (dataset-fashion-mnist) comes too: the examples train on it, and the tests
+# read it where ../shared/data is not beside the checkout (--datasets is still accepted).
 set -euo pipefail
 packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev libdnnl-dev
   protobuf-compiler openmpi-bin libopenmpi-dev liblmdb-dev lmdb-utils libjpeg62-turbo-dev libpng-dev zlib1g-dev libhdf5-dev python3
@@ -8,7 +9,8 @@ packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libpr
 packages+=(clang libclang-rt-14-dev valgrind) # fuzz/run.sh (libFuzzer) and fuzz/valgrind_train.sh
 packages+=(python3-dev python3-venv python3-pip python3-setuptools python3-numpy python3-pytest) # python/ and its tests
 packages+=(openjdk-17-jre-headless) # Spark (caffegrid.spark and tests/python/test_spark.py)
-[ "${1:-}" = "--datasets" ] && packages+=(dataset-fashion-mnist)
+packages+=(qemu-user) # tests/cli_portable.sh runs the default build on an emulated 2008 CPU (Nehalem)
+packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

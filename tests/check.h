@@ -1,6 +1,7 @@
 /* Minimal test checks: every failed check prints file:line and is counted; a
- * test program ends with `return CHECK_REPORT();`, which prints
- * "N passed, M failed" and returns non-zero when anything failed. */
+ * test that cannot run here (a data file absent) is skipped with CHECK_SKIP, said
+ * and counted. A test program ends with `return CHECK_REPORT();`, which prints
+ * "N passed, M failed, K skipped" and returns non-zero when anything failed. */
 #ifndef CG_TEST_CHECK_H
 #define CG_TEST_CHECK_H
 
@@ -8,7 +9,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static int check_passed_count, check_failed_count;
+static int check_passed_count, check_failed_count, check_skipped_count;
+
+/* CHECK_SKIP(why...): one test of the calling function skipped, with the reason on stdout */
+#define CHECK_SKIP(...)                                  \
+  do {                                                   \
+    check_skipped_count++;                               \
+    printf("SKIP %s: ", __func__);                       \
+    printf(__VA_ARGS__);                                 \
+    printf("\n");                                        \
+  } while (0)
 
 #define CHECK_RECORD(ok, ...)                                  \
   do {                                                         \
@@ -41,8 +51,8 @@ static int check_passed_count, check_failed_count;
     CHECK_RECORD(check_h_ && strstr(check_h_, check_n_), "'%s' should contain '%s'",                   \
                  check_h_ ? check_h_ : "(null)", check_n_);                                            \
   } while (0)
-#define CHECK_REPORT()                                                                 \
-  (printf("%d passed, %d failed\n", check_passed_count, check_failed_count),         \
+#define CHECK_REPORT()                                                                                  \
+  (printf("%d passed, %d failed, %d skipped\n", check_passed_count, check_failed_count, check_skipped_count), \
    check_failed_count ? 1 : 0)
 
 #endif

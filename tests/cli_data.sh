@@ -5,6 +5,8 @@
 # LMDB — each a clear message naming the file or record and a non-zero exit.
 source "$(dirname "$0")/lib_cli.sh"
 IM=$SHARED_DATA/images
+# every check here reads the images of ../shared/data (which do not ship)
+have_data images/mnist_png_list.txt images/images_list.txt images/bad_list.txt -- 37 || { report; exit; }
 
 # convert imageset: 10 MNIST PNGs, keys "%08d_<path>" in list order, labels kept
 out=$("$CAFFEGRID" convert imageset "$IM/" "$IM/mnist_png_list.txt" "$WORK/mnist_db" --gray 2>&1)

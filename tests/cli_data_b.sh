@@ -20,10 +20,12 @@ inspect_has() {
 }
 
 # --- every kind of file
-inspect_has "SequenceFile, record-compressed" "records: 3" "$seq/bigdl/imagenet-seq-0_0.seq"
-inspect_has "SequenceFile codec" "  compression: record, codec org.apache.hadoop.io.compress.DefaultCodec" \
-  "$seq/bigdl/imagenet-seq-0_0.seq"
-inspect_has "BigDL records decoded" '  #0 key "1", value 196616 bytes: pixels 3x256x256, label 1' "$seq/bigdl/imagenet-seq-0_0.seq"
+if have_data seqfile/bigdl/imagenet-seq-0_0.seq -- 3; then
+  inspect_has "SequenceFile, record-compressed" "records: 3" "$seq/bigdl/imagenet-seq-0_0.seq"
+  inspect_has "SequenceFile codec" "  compression: record, codec org.apache.hadoop.io.compress.DefaultCodec" \
+    "$seq/bigdl/imagenet-seq-0_0.seq"
+  inspect_has "BigDL records decoded" '  #0 key "1", value 196616 bytes: pixels 3x256x256, label 1' "$seq/bigdl/imagenet-seq-0_0.seq"
+fi
 inspect_has "SequenceFile, block-compressed" "records: 31" "$seq/warp10-pig/test.seq"
 inspect_has "SequenceFile classes" "  key class: org.apache.hadoop.io.BytesWritable" "$seq/warp10-pig/test.seq"
 inspect_has "SequenceFile, uncompressed" "records: 8" "$seq/nutchpy/crawldb_data"
@@ -34,40 +36,52 @@ inspect_has "HDF5 gzip datasets" "  dataset label: uint8 10x1" "$h5/sample_data_
 inspect_has "HDF5 without a label" "records: 8" "$h5/solver_data.h5"
 printf '%s\n%s\n' "$h5/sample_data.h5" "$h5/sample_data_2_gzip.h5" > "$WORK/h5_list.txt"
 inspect_has "HDF5 list" "records: 20" "$WORK/h5_list.txt"
-inspect_has "LMDB directory" "records: 8" "$ref/convert_imageset_sujack1/test_lmdb"
-inspect_has "LMDB records" "  #0 00000000_c7.jpg: Datum 3x256x256 bytes, label 0" "$ref/convert_imageset_sujack1/test_lmdb" -n 1
-inspect_has "LMDB data.mdb" "records: 380" "$ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb"
-inspect_has "image list" "records: 26" "$SHARED_DATA/images/images_list.txt"
+if have_data caffe_ref/convert_imageset_sujack1/test_lmdb -- 2; then
+  inspect_has "LMDB directory" "records: 8" "$ref/convert_imageset_sujack1/test_lmdb"
+  inspect_has "LMDB records" "  #0 00000000_c7.jpg: Datum 3x256x256 bytes, label 0" "$ref/convert_imageset_sujack1/test_lmdb" -n 1
+fi
+if have_data caffe_ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb; then
+  inspect_has "LMDB data.mdb" "records: 380" "$ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb"
+fi
+if have_data images/images_list.txt; then
+  inspect_has "image list" "records: 26" "$SHARED_DATA/images/images_list.txt"
+fi
 inspect_has "caffemodel" "layers: 9, 4 with weights, 8 blobs" "$ref/lenet_nandahkrishna/lenet_iter_10000.caffemodel"
-inspect_has "solverstate" "  iter: 10000" "$ref/lenet_yuvval/lenet_iter_10000.solverstate"
-out=$("$CAFFEGRID" inspect "$ref/lmdb_jnulzl_32x32/coiss384Mean.binaryproto" 2>&1)
-check "binaryproto" grep -q "BlobProto, e.g. a mean file): 1x3x32x32 (3072 values)" <<<"$out"
+if have_data caffe_ref/lenet_yuvval/lenet_iter_10000.solverstate; then
+  inspect_has "solverstate" "  iter: 10000" "$ref/lenet_yuvval/lenet_iter_10000.solverstate"
+fi
+if have_data caffe_ref/lmdb_jnulzl_32x32/coiss384Mean.binaryproto; then
+  out=$("$CAFFEGRID" inspect "$ref/lmdb_jnulzl_32x32/coiss384Mean.binaryproto" 2>&1)
+  check "binaryproto" grep -q "BlobProto, e.g. a mean file): 1x3x32x32 (3072 values)" <<<"$out"
+fi
 
 # --- convert seqfile, then inspect and read back
-"$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$SHARED_DATA/images/images_list.txt" "$WORK/images.seq" 2>/dev/null
-check "convert seqfile" test -s "$WORK/images.seq"
-inspect_has "converted SequenceFile" "records: 26" "$WORK/images.seq"
-inspect_has "converted key, label, bytes" \
-  '  #0 key "bvlc/cat.jpg\t0", value 140391 bytes: image file, 140391 bytes, label 0' "$WORK/images.seq" -n 1
-"$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$SHARED_DATA/images/images_list.txt" "$WORK/images_block.seq" \
-  --compression=block 2>/dev/null
-inspect_has "block-compressed conversion" "  compression: block, codec org.apache.hadoop.io.compress.DefaultCodec" \
-  "$WORK/images_block.seq"
-inspect_has "block-compressed records" "records: 26" "$WORK/images_block.seq"
-out=$("$CAFFEGRID" inspect "$WORK/images_block.seq" -n 26 2>&1)
-check "every converted record is an image with its label" test "$(grep -c ': image file, .* bytes, label [0-9]*$' <<<"$out")" -eq 26
-check "last record's key" grep -qF 'key "jpeg_edge/restarts.jpg' <<<"$out"
-expect_error "convert seqfile refuses to overwrite" "already exists" \
-  "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$SHARED_DATA/images/images_list.txt" "$WORK/images.seq"
-printf 'bvlc/cat.jpg 0\nbvlc/no_such.jpg 1\n' > "$WORK/missing_list.txt"
-expect_error "convert seqfile, missing image" "missing_list.txt:2: cannot open" \
-  "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$WORK/missing_list.txt" "$WORK/missing.seq"
-check "failed conversion leaves no file" test ! -e "$WORK/missing.seq"
-printf 'bvlc/cat.jpg\n' > "$WORK/nolabel_list.txt"
-expect_error "convert seqfile, line without label" "nolabel_list.txt:1: expected 'path label'" \
-  "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$WORK/nolabel_list.txt" "$WORK/nolabel.seq"
-expect_error "convert seqfile, bad compression" "expected none, record or block" \
-  "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$WORK/nolabel_list.txt" "$WORK/x.seq" --compression=snappy
+if have_data images/images_list.txt -- 15; then
+  "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$SHARED_DATA/images/images_list.txt" "$WORK/images.seq" 2>/dev/null
+  check "convert seqfile" test -s "$WORK/images.seq"
+  inspect_has "converted SequenceFile" "records: 26" "$WORK/images.seq"
+  inspect_has "converted key, label, bytes" \
+    '  #0 key "bvlc/cat.jpg\t0", value 140391 bytes: image file, 140391 bytes, label 0' "$WORK/images.seq" -n 1
+  "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$SHARED_DATA/images/images_list.txt" "$WORK/images_block.seq" \
+    --compression=block 2>/dev/null
+  inspect_has "block-compressed conversion" "  compression: block, codec org.apache.hadoop.io.compress.DefaultCodec" \
+    "$WORK/images_block.seq"
+  inspect_has "block-compressed records" "records: 26" "$WORK/images_block.seq"
+  out=$("$CAFFEGRID" inspect "$WORK/images_block.seq" -n 26 2>&1)
+  check "every converted record is an image with its label" test "$(grep -c ': image file, .* bytes, label [0-9]*$' <<<"$out")" -eq 26
+  check "last record's key" grep -qF 'key "jpeg_edge/restarts.jpg' <<<"$out"
+  expect_error "convert seqfile refuses to overwrite" "already exists" \
+    "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$SHARED_DATA/images/images_list.txt" "$WORK/images.seq"
+  printf 'bvlc/cat.jpg 0\nbvlc/no_such.jpg 1\n' > "$WORK/missing_list.txt"
+  expect_error "convert seqfile, missing image" "missing_list.txt:2: cannot open" \
+    "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$WORK/missing_list.txt" "$WORK/missing.seq"
+  check "failed conversion leaves no file" test ! -e "$WORK/missing.seq"
+  printf 'bvlc/cat.jpg\n' > "$WORK/nolabel_list.txt"
+  expect_error "convert seqfile, line without label" "nolabel_list.txt:1: expected 'path label'" \
+    "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$WORK/nolabel_list.txt" "$WORK/nolabel.seq"
+  expect_error "convert seqfile, bad compression" "expected none, record or block" \
+    "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$WORK/nolabel_list.txt" "$WORK/x.seq" --compression=snappy
+fi
 
 # --- convert cifar on generated batches: 3 images per file, label = (file * 3 + i) % 10, pixel = its index % 251
 mkdir -p "$WORK/cifar"
@@ -113,9 +127,11 @@ inspect_has "HDF5Output wrote every batch" "records: 20" "$WORK/h5_out.h5"
 inspect_has "HDF5Output datasets" "  dataset data: float32 20x8x6x5" "$WORK/h5_out.h5"
 
 # --- bad inputs
-head -c 200000 "$seq/bigdl/imagenet-seq-0_0.seq" > "$WORK/truncated.seq"
-expect_error "truncated SequenceFile" "SequenceFile '$WORK/truncated.seq' is truncated at byte 183007: the record needs 93574 bytes" \
-  "$CAFFEGRID" inspect "$WORK/truncated.seq"
+if have_data seqfile/bigdl/imagenet-seq-0_0.seq; then
+  head -c 200000 "$seq/bigdl/imagenet-seq-0_0.seq" > "$WORK/truncated.seq"
+  expect_error "truncated SequenceFile" "SequenceFile '$WORK/truncated.seq' is truncated at byte 183007: the record needs 93574 bytes" \
+    "$CAFFEGRID" inspect "$WORK/truncated.seq"
+fi
 head -c 60 "$seq/warp10-pig/test.seq" > "$WORK/truncated_header.seq"
 expect_error "SequenceFile cut in its header" "truncated_header.seq' is truncated at byte" \
   "$CAFFEGRID" inspect "$WORK/truncated_header.seq"

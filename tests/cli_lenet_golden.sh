@@ -26,5 +26,5 @@ golden() {
   check "$dir: 100 per-batch accuracy lines" test "$(echo "$out" | grep -c '] Batch [0-9]*, accuracy = ')" -eq 100
 }
 golden lenet_nandahkrishna 0.9905 0.0297565
-golden lenet_yuvval 0.9833 0.0528099
+have_data caffe_ref/lenet_yuvval/lenet_iter_10000.caffemodel -- 5 && golden lenet_yuvval 0.9833 0.0528099
 report

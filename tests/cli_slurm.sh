@@ -6,9 +6,9 @@
 # Every daemon it started is stopped at exit. Without Slurm it says why and skips.
 source "$(dirname "$0")/lib_cli.sh"
 source "$TESTS_DIR/mpi_env.sh"
-skip() { echo "Slurm test skipped: $*"; echo "0 passed, 0 failed"; exit 0; }
+skip_slurm() { skip 1 "Slurm test: $*"; report; exit; } # the rest, counted as one skipped test
 for c in munged munge slurmctld slurmd srun sinfo squeue scancel mpirun; do
-  command -v "$c" >/dev/null || skip "$c is not installed (scripts/setup.sh installs slurm-wlm and munge)"
+  command -v "$c" >/dev/null || skip_slurm "$c is not installed (scripts/setup.sh installs slurm-wlm and munge)"
 done
 unset $(compgen -v SLURM_)  # never join an allocation this test might itself be running in
 S=$WORK/slurm
@@ -50,7 +50,7 @@ munged -F --key-file="$S/munge/munge.key" --socket="$sock" --pid-file="$S/munge/
   --seed-file="$S/munge/munged.seed" --log-file="$S/log/munged.log" >>"$S/log/munged.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-munge -S "$sock" -n 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1 || { logs; skip "munged did not start"; }
+munge -S "$sock" -n 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1 || { logs; skip_slurm "munged did not start"; }
 
 # slurm.conf: one node, no cgroups; ports picked free; ranks bound one per core as mpirun binds them
 host=$(hostname -s)
@@ -93,7 +93,7 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=cgtest Nodes=$host Default=YES MaxTime=5 State=UP
 EOF
 : > "$S/plugstack.conf"
-srun --mpi=list 2>&1 | grep -qw pmix || skip "Slurm has no pmix MPI plugin: $(srun --mpi=list 2>&1 | tr '\n' ' ')"
+srun --mpi=list 2>&1 | grep -qw pmix || skip_slurm "Slurm has no pmix MPI plugin: $(srun --mpi=list 2>&1 | tr '\n' ' ')"
 slurmctld -D -i -f "$SLURM_CONF" >>"$S/log/slurmctld.out" 2>&1 &
 pids+=($!)
 slurmd -D -N "$host" -f "$SLURM_CONF" >>"$S/log/slurmd.out" 2>&1 &
@@ -104,7 +104,7 @@ for _ in $(seq 150); do
   [ "$state" = idle ] && break
   sleep 0.1
 done
-[ "$state" = idle ] || { logs; cat "$S"/log/*.out; skip "the one-node Slurm cluster did not come up (node state '$state')"; }
+[ "$state" = idle ] || { logs; cat "$S"/log/*.out; skip_slurm "the one-node Slurm cluster did not come up (node state '$state')"; }
 start=$(date +%s.%N)
 timeout 20 srun -n 2 --mpi=pmix true
 launch_rc=$?

@@ -16,6 +16,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/net.h"
 #include "check.h"
+#include "test_data.h"
 #include "core/layer.h"
 #include "data/data_feed.h"
 #include "data/image_decode.h"
@@ -60,6 +61,7 @@ static Caffe__Datum *get_datum(cg_source *s, size_t i, char *key, size_t key_siz
 static const char *jnulzl(void) { return path_of("%s/caffe_ref/lmdb_jnulzl_32x32/test_lmdb", shared); }
 
 static void test_lmdb_source(void) {
+  NEED_DATA("caffe_ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb");
   cg_source *s;
   int rc = cg_source_open("lmdb", jnulzl(), NULL, &s);
   CHECK_MSG(rc == 0, "open: %s", cg_error_message());
@@ -130,6 +132,7 @@ static float *read_blob(const char *path, int *c, int *h, int *w) {
 }
 
 static void test_mean_file(void) {
+  NEED_DATA("caffe_ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb", "caffe_ref/lmdb_jnulzl_32x32/coiss384Mean.binaryproto");
   int c, h, w;
   float *caffe = read_blob(path_of("%s/caffe_ref/lmdb_jnulzl_32x32/coiss384Mean.binaryproto", shared), &c, &h, &w);
   CHECK(caffe != NULL);
@@ -305,6 +308,7 @@ static double mean_abs_diff(const cg_image *a, const cg_image *b) {
 }
 
 static void test_decode_images(void) {
+  NEED_DATA("images/images_list.txt", "images/jpeg_edge", "images/bvlc/GitHub-Mark-64px.png");
   /* every image in images_list.txt, with the sizes the files declare */
   FILE *list = fopen(path_of("%s/images/images_list.txt", shared), "r");
   CHECK(list != NULL);
@@ -364,6 +368,7 @@ static void test_decode_images(void) {
 
 /* The MNIST PNGs are MNIST t10k images 0-7, 9 and 10: every pixel and the label. */
 static void test_mnist_png_pixels(void) {
+  NEED_DATA("mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz", "images/mnist_png");
   gzFile f = gzopen(path_of("%s/mnist/t10k-images-idx3-ubyte.gz", shared), "rb");
   gzFile lf = gzopen(path_of("%s/mnist/t10k-labels-idx1-ubyte.gz", shared), "rb");
   CHECK(f && lf);
@@ -419,6 +424,7 @@ static void test_png_16bit(void) {
 }
 
 static void test_bad_images(void) {
+  NEED_DATA("images/bad");
   DIR *d = opendir(path_of("%s/images/bad", shared));
   CHECK(d != NULL);
   int count = 0;
@@ -466,6 +472,7 @@ static void test_resize(void) {
 /* Our `convert imageset` of the source images = Caffe's convert_imageset LMDB, per pixel
  * within resize rounding (Caffe: OpenCV imread + cv::resize to 256x256). */
 static void test_convert_imageset_matches_caffe(void) {
+  NEED_DATA("caffe_ref/convert_imageset_sujack1");
   const char *dir = path_of("%s/caffe_ref/convert_imageset_sujack1", shared);
   const char *ours_path = path_of("%s/imageset_lmdb", tmpdir);
   char cmd[4096];
@@ -551,6 +558,7 @@ static void test_convert_imageset_matches_caffe(void) {
 /* ---- transforms ---- */
 
 static void test_transform(void) {
+  NEED_DATA("images/mnist_png/img_2_1.png", "images/bvlc/fish-bike.jpg", "caffe_ref/lmdb_jnulzl_32x32/coiss384Mean.binaryproto", "caffe_ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb");
   Caffe__TransformationParameter tp = CAFFE__TRANSFORMATION_PARAMETER__INIT;
   tp.crop_size = 2;
   tp.has_scale = 1, tp.scale = 0.5f;
@@ -706,6 +714,7 @@ static void test_transform(void) {
 /* ---- image lists ---- */
 
 static void test_image_list(void) {
+  NEED_DATA("images/bvlc/cat.jpg", "images/mnist_png", "images/jpeg_edge/jpg-size-1x1.jpg", "images/mnist_png_list.txt");
   const char *list = path_of("%s/list_spaces.txt", tmpdir);
   char text[4096];
   snprintf(text, sizeof text, "%s/images/bvlc/cat.jpg 3\n\n%s/images/mnist_png/img_7_0.png\t7\r\n", shared, shared);
@@ -799,6 +808,7 @@ static void free_batches(batch_copy *b, int n) {
 }
 
 static void test_prefetch_deterministic(void) {
+  NEED_DATA("caffe_ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb");
   cg_source *s;
   if (cg_source_open("lmdb", jnulzl(), NULL, &s)) return;
   Caffe__TransformationParameter tp = CAFFE__TRANSFORMATION_PARAMETER__INIT;
@@ -862,6 +872,7 @@ static void test_prefetch_deterministic(void) {
 }
 
 static void test_prefetch_errors(void) {
+  NEED_DATA("images");
   const char *list = path_of("%s/bad_mix.txt", tmpdir);
   char text[4096];
   const char *im = path_of("%s/images", shared);
@@ -955,6 +966,7 @@ static int layer_forward(layer_harness *h) {
 }
 
 static void test_image_data_layer(void) {
+  NEED_DATA("images/mnist_png_list.txt", "images/images_list.txt");
   char text[4096];
   snprintf(text, sizeof text,
            "name: 'img' type: 'ImageData' image_data_param { source: '%s/images/mnist_png_list.txt' root_folder: "
@@ -1033,6 +1045,7 @@ static void test_image_data_layer(void) {
 }
 
 static void test_data_layer(void) {
+  NEED_DATA("caffe_ref/lmdb_jnulzl_32x32/test_lmdb/data.mdb", "caffe_ref/lmdb_jnulzl_32x32/coiss384Mean.binaryproto");
   char text[4096];
   snprintf(text, sizeof text,
            "name: 'd' type: 'Data' data_param { source: '%s' batch_size: 50 backend: LMDB } transform_param { "

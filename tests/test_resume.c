@@ -11,6 +11,7 @@
 #include "caffegrid/net.h"
 #include "caffegrid/solver.h"
 #include "check.h"
+#include "test_data.h"
 #include "proto/proto_io.h"
 #include "proto/text_format.h"
 
@@ -87,6 +88,7 @@ static void test_weights_round_trip(void) {
 /* With base_lr 0 the step is momentum * history alone: the weights after one
  * iteration show whether Caffe's saved history was used. */
 static void test_caffe_snapshot(void) {
+  NEED_DATA("caffe_ref/lenet_yuvval/lenet_train_test.prototxt", "caffe_ref/lenet_yuvval/lenet_iter_10000.solverstate");
   char lmdb[2100], cmd[4400];
   snprintf(lmdb, sizeof lmdb, "%s/examples/mnist/mnist_train_lmdb", tmpdir);
   snprintf(cmd, sizeof cmd, "mkdir -p %s/examples/mnist && %s convert mnist %s/mnist/t10k-images-idx3-ubyte.gz %s/mnist/t10k-labels-idx1-ubyte.gz %s 2>/dev/null",

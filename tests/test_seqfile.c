@@ -12,6 +12,7 @@
 
 #include "caffegrid/error.h"
 #include "check.h"
+#include "test_data.h"
 #include "data/seqfile.h"
 #include "data/seqfile_source.h"
 #include "data/source.h"
@@ -186,6 +187,7 @@ static void test_warp10(void) {
 /* bigdl/imagenet-seq-0_0.seq: record-compressed, Text "1" keys, 3 BGR images of 256x256,
  * a sync escape before the second and the third record. */
 static void test_bigdl(void) {
+  NEED_DATA("seqfile/bigdl/imagenet-seq-0_0.seq");
   const char *path = data_path("bigdl/imagenet-seq-0_0.seq");
   cg_seqfile *f;
   int rc = cg_seqfile_open(path, &f);
@@ -276,14 +278,16 @@ static void test_truncated(void) {
   cut_copies(nutch, 0, 798, 1, ends, 8, header_end);
   /* warp10: one block, so any cut after the header breaks it */
   cut_copies(data_path("warp10-pig/test.seq"), 0, 1066, 1, NULL, 0, 0x7b + 16);
-  /* bigdl: a few cuts, in the header, records, sync escapes and at the very end */
-  const size_t bigdl_cuts[] = {2, 3, 50, 0x72 + 8, 0x72 + 16 + 2, 0x72 + 16 + 6, 1000, 100000, 182980, 182990,
-                               200000, 300000, 344522 - 20, 344522 - 1};
-  for (size_t i = 0; i < sizeof bigdl_cuts / sizeof bigdl_cuts[0]; i++)
-    cut_copies(data_path("bigdl/imagenet-seq-0_0.seq"), bigdl_cuts[i], bigdl_cuts[i] + 1, 1, NULL, 0, 0x72 + 16);
-  /* the first record of bigdl ends at header + 8 + 182841: that cut is a clean file of one record */
-  uint64_t one_end[1] = {0x72 + 16 + 8 + 182841};
-  cut_copies(data_path("bigdl/imagenet-seq-0_0.seq"), one_end[0] - 1, one_end[0] + 2, 1, one_end, 1, 0x72 + 16);
+  if (test_data_present(__func__, "seqfile/bigdl/imagenet-seq-0_0.seq", NULL)) {
+    /* bigdl: a few cuts, in the header, records, sync escapes and at the very end */
+    const size_t bigdl_cuts[] = {2, 3, 50, 0x72 + 8, 0x72 + 16 + 2, 0x72 + 16 + 6, 1000, 100000, 182980, 182990,
+                                 200000, 300000, 344522 - 20, 344522 - 1};
+    for (size_t i = 0; i < sizeof bigdl_cuts / sizeof bigdl_cuts[0]; i++)
+      cut_copies(data_path("bigdl/imagenet-seq-0_0.seq"), bigdl_cuts[i], bigdl_cuts[i] + 1, 1, NULL, 0, 0x72 + 16);
+    /* the first record of bigdl ends at header + 8 + 182841: that cut is a clean file of one record */
+    uint64_t one_end[1] = {0x72 + 16 + 8 + 182841};
+    cut_copies(data_path("bigdl/imagenet-seq-0_0.seq"), one_end[0] - 1, one_end[0] + 2, 1, one_end, 1, 0x72 + 16);
+  }
 }
 
 /* Damaged copies: each a clear error, no crash, no huge allocation. */
@@ -652,26 +656,29 @@ static void test_key_label(void) {
 }
 
 static void test_source(void) {
-  /* BigDL: three 256x256 BGR images, label 1 from the key, made channel-first */
   cg_source *s;
-  int rc = cg_source_open("seqfile", data_path("bigdl/imagenet-seq-0_0.seq"), NULL, &s);
-  CHECK_MSG(rc == 0, "open: %s", cg_error_message());
-  if (!rc) {
-    CHECK_EQ_INT(cg_source_count(s), 3);
-    const uint8_t first[3][3] = {{0x12, 0x32, 0x6c}, {0xff, 0xff, 0xff}, {0x75, 0x7d, 0x72}};
-    for (size_t i = 0; i < 3; i++) {
-      cg_record r;
-      rc = cg_source_get(s, i, &r);
-      CHECK_MSG(rc == 0, "get %zu: %s", i, cg_error_message());
-      if (rc) continue;
-      CHECK_EQ_INT(r.kind, CG_RECORD_PIXELS);
-      CHECK(r.channels == 3 && r.height == 256 && r.width == 256 && r.num_bytes == 3 * 256 * 256);
-      CHECK(r.has_label && r.label == 1);
-      CHECK(strcmp(r.id, "1") == 0);
-      const size_t plane = 256 * 256;
-      CHECK(r.bytes[0] == first[i][0] && r.bytes[plane] == first[i][1] && r.bytes[2 * plane] == first[i][2]);
+  int rc;
+  if (test_data_present(__func__, "seqfile/bigdl/imagenet-seq-0_0.seq", NULL)) {
+    /* BigDL: three 256x256 BGR images, label 1 from the key, made channel-first */
+    rc = cg_source_open("seqfile", data_path("bigdl/imagenet-seq-0_0.seq"), NULL, &s);
+    CHECK_MSG(rc == 0, "open: %s", cg_error_message());
+    if (!rc) {
+      CHECK_EQ_INT(cg_source_count(s), 3);
+      const uint8_t first[3][3] = {{0x12, 0x32, 0x6c}, {0xff, 0xff, 0xff}, {0x75, 0x7d, 0x72}};
+      for (size_t i = 0; i < 3; i++) {
+        cg_record r;
+        rc = cg_source_get(s, i, &r);
+        CHECK_MSG(rc == 0, "get %zu: %s", i, cg_error_message());
+        if (rc) continue;
+        CHECK_EQ_INT(r.kind, CG_RECORD_PIXELS);
+        CHECK(r.channels == 3 && r.height == 256 && r.width == 256 && r.num_bytes == 3 * 256 * 256);
+        CHECK(r.has_label && r.label == 1);
+        CHECK(strcmp(r.id, "1") == 0);
+        const size_t plane = 256 * 256;
+        CHECK(r.bytes[0] == first[i][0] && r.bytes[plane] == first[i][1] && r.bytes[2 * plane] == first[i][2]);
+      }
+      cg_source_close(s);
     }
-    cg_source_close(s);
   }
   /* nutch: CrawlDatum values are not images: a clear error naming the record */
   rc = cg_source_open("seqfile", data_path("nutchpy/crawldb_data"), NULL, &s);

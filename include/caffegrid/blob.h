@@ -7,9 +7,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "caffegrid/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+CG_API_BEGIN
 
 enum { CG_BLOB_MAX_AXES = 32 };
 
@@ -44,6 +48,8 @@ int cg_blob_legacy_dim(const cg_blob *b, int index);
 bool cg_blob_same_shape(const cg_blob *a, const cg_blob *b);
 /* "64 1 28 28 (50176)" into buf, as Caffe logs shapes. */
 const char *cg_blob_shape_string(const cg_blob *b, char *buf, size_t size);
+
+CG_API_END
 
 #ifdef __cplusplus
 }

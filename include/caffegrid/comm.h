@@ -6,9 +6,13 @@
 
 #include <stddef.h>
 
+#include "caffegrid/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+CG_API_BEGIN
 
 typedef struct cg_comm cg_comm;
 
@@ -60,6 +64,8 @@ int cg_comm_async_start(cg_comm_async *a, float *data, size_t n);
 int cg_comm_async_wait_all(cg_comm_async *a);
 /* Seconds the caller spent blocked in cg_comm_async_wait_all since creation. */
 double cg_comm_async_wait_seconds(const cg_comm_async *a);
+
+CG_API_END
 
 #ifdef __cplusplus
 }

@@ -6,9 +6,13 @@
 
 #include <stdio.h>
 
+#include "caffegrid/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+CG_API_BEGIN
 
 /* One list defines the codes and their names. */
 #define CG_STATUS_LIST(X)                                  \
@@ -47,6 +51,8 @@ const char *cg_status_name(int code);
     if (!(cond)) cg_assert_fail(__FILE__, __LINE__, #cond);                          \
   } while (0)
 void cg_assert_fail(const char *file, int line, const char *what) __attribute__((noreturn));
+
+CG_API_END
 
 #ifdef __cplusplus
 }

@@ -5,9 +5,13 @@
 
 #include "caffegrid/net.h"
 
+#include "caffegrid/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+CG_API_BEGIN
 
 /* What a MemoryData layer takes: batch_size and the shape of one sample. */
 typedef struct cg_feed_shape {
@@ -26,6 +30,8 @@ int cg_net_feed_shape(const cg_net *net, const char *layer, cg_feed_shape *shape
  * Both arrays are BORROWED: they must stay valid and unmoved until the next feed
  * of this layer or until the net is freed. */
 int cg_net_feed(cg_net *net, const char *layer, const float *data, const float *labels, int n);
+
+CG_API_END
 
 #ifdef __cplusplus
 }

@@ -4,9 +4,13 @@
 #ifndef CAFFEGRID_LOG_H
 #define CAFFEGRID_LOG_H
 
+#include "caffegrid/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+CG_API_BEGIN
 
 typedef void (*cg_log_sink)(const char *line, void *user);
 
@@ -19,6 +23,8 @@ void cg_log_write(char severity, const char *file, int line, const char *fmt, ..
 #define CG_LOG_INFO(...) cg_log_write('I', __FILE__, __LINE__, __VA_ARGS__)
 #define CG_LOG_WARN(...) cg_log_write('W', __FILE__, __LINE__, __VA_ARGS__)
 #define CG_LOG_ERROR(...) cg_log_write('E', __FILE__, __LINE__, __VA_ARGS__)
+
+CG_API_END
 
 #ifdef __cplusplus
 }

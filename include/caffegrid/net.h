@@ -11,9 +11,13 @@
 
 #include "caffegrid/blob.h"
 
+#include "caffegrid/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+CG_API_BEGIN
 
 struct Caffe__NetParameter;
 typedef struct cg_net cg_net;
@@ -40,6 +44,15 @@ void cg_net_free(cg_net *net); /* NULL is a no-op */
 int cg_net_forward(cg_net *net, float *loss);
 /* Backward through the layers that need it; parameter gradients accumulate. */
 void cg_net_backward(cg_net *net);
+/* pycaffe's _forward(start, end) and _backward(start, end): forward through layers
+ * start..end, backward from layer start down to end (both inclusive, indices in
+ * forward order). *loss: the weighted loss of the layers run. Errors: a layer index
+ * out of range, or a layer's own error. */
+int cg_net_forward_range(cg_net *net, int start, int end, float *loss);
+int cg_net_backward_range(cg_net *net, int start, int end);
+/* Reshapes every layer to its bottoms' shapes without computing (pycaffe's
+ * Net.reshape, after an input blob was given a new shape). */
+int cg_net_reshape(cg_net *net);
 /* Zeroes every parameter gradient (the solver does this once per iteration). */
 void cg_net_clear_param_diffs(cg_net *net);
 
@@ -47,6 +60,12 @@ const char *cg_net_name(const cg_net *net);
 int cg_net_num_layers(const cg_net *net);
 const char *cg_net_layer_name(const cg_net *net, int i);
 const char *cg_net_layer_type(const cg_net *net, int i);
+/* Layer i's bottom and top blobs, as indices for cg_net_blob_at (in-place layers
+ * have a bottom and a top with the same index). */
+int cg_net_layer_num_bottoms(const cg_net *net, int i);
+int cg_net_layer_bottom_index(const cg_net *net, int i, int j);
+int cg_net_layer_num_tops(const cg_net *net, int i);
+int cg_net_layer_top_index(const cg_net *net, int i, int j);
 /* A named blob (activations), or NULL. Borrowed. */
 cg_blob *cg_net_blob(const cg_net *net, const char *name);
 int cg_net_num_blobs(const cg_net *net);
@@ -109,6 +128,8 @@ double cg_net_data_wait_seconds(const cg_net *net);
 /* Per-layer timing (for `caffegrid time`): enable, then read milliseconds summed since enabling. */
 void cg_net_set_profiling(cg_net *net, bool on);
 void cg_net_layer_times(const cg_net *net, int i, double *forward_ms, double *backward_ms);
+
+CG_API_END
 
 #ifdef __cplusplus
 }

@@ -9,9 +9,13 @@
 #include "caffegrid/comm.h"
 #include "caffegrid/net.h"
 
+#include "caffegrid/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+CG_API_BEGIN
 
 typedef struct cg_solver cg_solver;
 
@@ -54,6 +58,8 @@ int cg_solver_num_test_nets(const cg_solver *s);
 cg_net *cg_solver_test_net(cg_solver *s, int i);
 /* The mean of test net i's output named `name` at the last test, or NAN. */
 double cg_solver_last_test_score(const cg_solver *s, int i, const char *name);
+
+CG_API_END
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,7 @@ from ._errors import (BusyError, CommError, CorruptDataError, DTypeError, Error,
                       IOError, NotFoundError, OutOfMemoryError, ParseError, ShapeError, UnsupportedError)
 from ._caffegrid import get_math_threads, get_num_threads, set_log_quiet, set_math_threads, set_num_threads  # noqa: F401
 from .comm import Communicator, TcpListener  # noqa: F401
-from .net import TEST, TRAIN, Blob, Net  # noqa: F401
+from .net import TEST, TRAIN, Blob, Layer, Net  # noqa: F401
 from .solver import Solver, get_solver  # noqa: F401
 
 __version__ = "0.1.0"
@@ -35,7 +35,7 @@ def set_mode_cpu() -> None:
 
 
 # IOError is left out of `from caffegrid import *` so it never hides the built-in name.
-__all__ = ["Net", "Blob", "Solver", "get_solver", "TcpListener", "Communicator", "TRAIN", "TEST", "Error", "ParseError", "InvalidArgumentError",
+__all__ = ["Net", "Blob", "Layer", "Solver", "get_solver", "TcpListener", "Communicator", "TRAIN", "TEST", "Error", "ParseError", "InvalidArgumentError",
            "ShapeError", "OutOfMemoryError", "UnsupportedError", "NotFoundError", "CorruptDataError", "CommError",
            "DTypeError", "BusyError", "set_log_quiet", "set_num_threads", "get_num_threads", "set_math_threads", "get_math_threads",
            "set_mode_cpu"]

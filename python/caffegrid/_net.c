@@ -242,28 +242,72 @@ static PyObject *net_name(NetHandle *self, void *closure) {
   return check_net(self) ? NULL : PyUnicode_FromString(cg_net_name(self->net));
 }
 
-static PyObject *net_forward(NetHandle *self, PyObject *noargs) {
-  (void)noargs;
+/* forward(start=0, end=-1) -> loss of the layers run: layers start..end (-1: the last), inclusive */
+static PyObject *net_forward(NetHandle *self, PyObject *args) {
+  int start = 0, end = -1;
+  if (!PyArg_ParseTuple(args, "|ii", &start, &end)) return NULL;
   if (check_net(self) || cgpy_enter(self->busy, "forward")) return NULL;
+  if (end < 0) end = cg_net_num_layers(self->net) - 1;
   float loss = 0;
   int rc;
   cgpy_prepare_threads();
   Py_BEGIN_ALLOW_THREADS
-  rc = cg_net_forward(self->net, &loss);
+  rc = cg_net_forward_range(self->net, start, end, &loss);
   Py_END_ALLOW_THREADS
   *self->busy = 0;
   return rc ? cgpy_raise_status(rc) : PyFloat_FromDouble(loss);
 }
 
-static PyObject *net_backward(NetHandle *self, PyObject *noargs) {
-  (void)noargs;
+/* backward(start=-1, end=0): layers start (-1: the last) down to end, inclusive */
+static PyObject *net_backward(NetHandle *self, PyObject *args) {
+  int start = -1, end = 0;
+  if (!PyArg_ParseTuple(args, "|ii", &start, &end)) return NULL;
   if (check_net(self) || cgpy_enter(self->busy, "backward")) return NULL;
+  if (start < 0) start = cg_net_num_layers(self->net) - 1;
+  int rc;
   cgpy_prepare_threads();
   Py_BEGIN_ALLOW_THREADS
-  cg_net_backward(self->net);
+  rc = cg_net_backward_range(self->net, start, end);
   Py_END_ALLOW_THREADS
   *self->busy = 0;
+  if (rc) return cgpy_raise_status(rc);
   Py_RETURN_NONE;
+}
+
+static PyObject *net_reshape(NetHandle *self, PyObject *noargs) {
+  (void)noargs;
+  if (check_net(self) || cgpy_enter(self->busy, "reshape")) return NULL;
+  int rc = cg_net_reshape(self->net);
+  *self->busy = 0;
+  if (rc) return cgpy_raise_status(rc);
+  Py_RETURN_NONE;
+}
+
+/* layer_blob_ids(tops) -> per layer, the blob indices of its bottoms (tops=False) or tops */
+static PyObject *net_layer_blob_ids(NetHandle *self, PyObject *arg) {
+  int tops = PyObject_IsTrue(arg);
+  if (tops < 0 || check_net(self)) return NULL;
+  int n = cg_net_num_layers(self->net);
+  PyObject *t = PyTuple_New(n);
+  for (int i = 0; t && i < n; i++) {
+    int m = tops ? cg_net_layer_num_tops(self->net, i) : cg_net_layer_num_bottoms(self->net, i);
+    PyObject *ids = PyTuple_New(m);
+    for (int j = 0; ids && j < m; j++) {
+      int id = tops ? cg_net_layer_top_index(self->net, i, j) : cg_net_layer_bottom_index(self->net, i, j);
+      PyObject *v = PyLong_FromLong(id);
+      if (!v) {
+        Py_CLEAR(ids);
+        break;
+      }
+      PyTuple_SET_ITEM(ids, j, v);
+    }
+    if (!ids) {
+      Py_CLEAR(t);
+      break;
+    }
+    PyTuple_SET_ITEM(t, i, ids);
+  }
+  return t;
 }
 
 static PyObject *net_clear_param_diffs(NetHandle *self, PyObject *noargs) {
@@ -425,8 +469,10 @@ static PyMethodDef net_methods[] = {
     {"blob_reshape", (PyCFunction)net_blob_reshape, METH_VARARGS, "blob_reshape(i, shape) -> None"},
     {"param_array", (PyCFunction)net_param_array, METH_VARARGS, "param_array(layer, j, diff=False) -> view"},
     {"param_shape", (PyCFunction)net_param_shape, METH_VARARGS, "param_shape(layer, j) -> tuple"},
-    {"forward", (PyCFunction)net_forward, METH_NOARGS, "forward() -> float loss (GIL released)"},
-    {"backward", (PyCFunction)net_backward, METH_NOARGS, "backward() -> None (GIL released)"},
+    {"forward", (PyCFunction)net_forward, METH_VARARGS, "forward(start=0, end=-1) -> float loss (GIL released)"},
+    {"backward", (PyCFunction)net_backward, METH_VARARGS, "backward(start=-1, end=0) -> None (GIL released)"},
+    {"reshape", (PyCFunction)net_reshape, METH_NOARGS, "reshape() -> None: every layer to its bottoms' shapes"},
+    {"layer_blob_ids", (PyCFunction)net_layer_blob_ids, METH_O, "layer_blob_ids(tops) -> per layer, blob indices"},
     {"clear_param_diffs", (PyCFunction)net_clear_param_diffs, METH_NOARGS, "clear_param_diffs() -> None"},
     {"load_weights", (PyCFunction)net_load_weights, METH_O, "load_weights(path) -> None"},
     {"save_weights", (PyCFunction)net_save_weights, METH_O, "save_weights(path) -> None"},

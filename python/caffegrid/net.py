@@ -88,6 +88,21 @@ class Blob:
         return f"<caffegrid.Blob {self.name!r} shape={self.shape}>"
 
 
+class Layer:
+    """One layer of a net, as pycaffe's ``net.layers[i]``: its ``name``, ``type``
+    ("Convolution", ...) and learnable ``blobs`` (weights, bias, ...)."""
+
+    __slots__ = ("name", "type", "blobs")
+
+    def __init__(self, name: str, type_: str, blobs: List[Blob]):
+        self.name = name
+        self.type = type_
+        self.blobs = blobs
+
+    def __repr__(self) -> str:
+        return f"<caffegrid.Layer {self.name!r} ({self.type}), {len(self.blobs)} blobs>"
+
+
 class Net:
     """A Caffe net built from a prototxt for one phase, as pycaffe's ``caffe.Net``.
 
@@ -106,8 +121,14 @@ class Net:
     Attributes:
         blobs: ordered ``{name: Blob}`` of every activation blob, in net order.
         params: ordered ``{layer name: [Blob, ...]}`` of learnable parameters.
+        layers: every layer (``.name``, ``.type``, ``.blobs``), in forward order.
+        inputs: names of the net's input blobs (the tops of its Input layers).
         outputs: names of the net's output blobs (tops no layer consumes).
+        top_names, bottom_names: ordered ``{layer name: [blob name, ...]}``.
         loss: the weighted loss of the last forward pass.
+
+    As in pycaffe, a layer name given to ``forward``/``backward`` as ``start`` or
+    ``end`` means the first layer of that name.
 
     Errors raise ``caffegrid.Error`` subclasses carrying the C library's message
     (``IOError`` for a missing file, ``ParseError`` for a bad prototxt...).
@@ -141,8 +162,11 @@ class Net:
         self._blob_index = {name: i for i, name in enumerate(self._blob_names)}
         self._outputs = handle.output_names()
         self._layer_names = handle.layer_names()
+        self._layer_tops = handle.layer_blob_ids(True)
+        self._layer_bottoms = handle.layer_blob_ids(False)
         self._blobs: Optional["OrderedDict[str, Blob]"] = None
         self._params: Optional["OrderedDict[str, List[Blob]]"] = None
+        self._layers: Optional[List[Layer]] = None
         self.loss = float("nan")
 
     @property
@@ -173,9 +197,49 @@ class Net:
         return list(self._outputs)
 
     @property
+    def inputs(self) -> List[str]:
+        """Names of the input blobs: the tops of the net's Input layers, as Caffe counts them."""
+        types = self._h.layer_types()
+        return [self._blob_names[b] for i, tops in enumerate(self._layer_tops) if types[i] == "Input" for b in tops]
+
+    @property
     def layer_names(self) -> List[str]:
         """Every layer's name, in forward order (inserted split layers included)."""
         return list(self._layer_names)
+
+    @property
+    def layers(self) -> List[Layer]:
+        """Every layer, in forward order, with its ``type`` and learnable ``blobs``."""
+        if self._layers is None:
+            counts, types = self._h.layer_param_counts(), self._h.layer_types()
+            self._layers = [Layer(name, types[i], [Blob(self._h, f"{name}[{j}]", j, i) for j in range(counts[i])])
+                            for i, name in enumerate(self._layer_names)]
+        return self._layers
+
+    def _names_by_layer(self, ids: Tuple[Tuple[int, ...], ...]) -> "OrderedDict[str, List[str]]":
+        # pycaffe's dict: a repeated layer name keeps its first place and the last layer's blobs
+        return OrderedDict((name, [self._blob_names[b] for b in ids[i]]) for i, name in enumerate(self._layer_names))
+
+    @property
+    def top_names(self) -> "OrderedDict[str, List[str]]":
+        """Ordered ``{layer name: [top blob names]}``, as pycaffe's."""
+        return self._names_by_layer(self._layer_tops)
+
+    @property
+    def bottom_names(self) -> "OrderedDict[str, List[str]]":
+        """Ordered ``{layer name: [bottom blob names]}``, as pycaffe's."""
+        return self._names_by_layer(self._layer_bottoms)
+
+    def _layer_id(self, name: str) -> int:
+        try:
+            return self._layer_names.index(name)  # the first layer of that name, as pycaffe
+        except ValueError:
+            raise NotFoundError(f"net '{self.name}' has no layer named '{name}'") from None
+
+    def reshape(self) -> None:
+        """Reshapes every layer to its inputs' shapes (after ``blobs[...].reshape``),
+        without computing: later blobs get their new shapes now."""
+        self._h.reshape()
 
     @property
     def layer_types(self) -> List[str]:
@@ -188,13 +252,16 @@ class Net:
         except KeyError:
             raise NotFoundError(f"net '{self.name}' has no blob named '{name}'") from None
 
-    def forward(self, blobs: Optional[Sequence[str]] = None, **inputs: np.ndarray) -> Dict[str, np.ndarray]:
+    def forward(self, blobs: Optional[Sequence[str]] = None, start: Optional[str] = None, end: Optional[str] = None,
+                **inputs: np.ndarray) -> Dict[str, np.ndarray]:
         """Runs the net forward and returns ``{output name: array}``.
 
         Keyword arguments copy arrays into blobs first (``net.forward(data=batch)``;
         shapes must match). ``blobs`` names more blobs to return besides the
-        outputs. The arrays returned are views of the net's blobs (no copies):
-        the next forward pass overwrites them, so copy what you keep.
+        outputs. ``start`` and ``end`` are layer names (pycaffe's): only the layers
+        from ``start`` to ``end`` run, and with ``end`` the tops of that layer are
+        returned instead of the outputs. The arrays returned are views of the net's
+        blobs (no copies): the next forward pass overwrites them, so copy what you keep.
         """
         for name, value in inputs.items():
             target = self._h.blob_array(self._blob_id(name), False)
@@ -202,18 +269,37 @@ class Net:
                 raise ShapeError(f"forward: input '{name}' has shape {np.shape(value)} but the blob is "
                                  f"{target.shape}; reshape the blob first (net.blobs['{name}'].reshape(...))")
             target[...] = value
-        self.loss = self._h.forward()
-        names = self._outputs if not blobs else tuple(self._outputs) + tuple(blobs)
+        first = 0 if start is None else self._layer_id(start)
+        last = len(self._layer_names) - 1 if end is None else self._layer_id(end)
+        self.loss = self._h.forward(first, last)
+        shown = self._outputs if end is None else tuple(self._blob_names[b] for b in self._layer_tops[last])
+        names = list(OrderedDict.fromkeys(tuple(shown) + tuple(blobs or ())))
         array, index = self._h.blob_array, self._blob_id
         return {name: array(index(name), False) for name in names}
 
-    def backward(self, diffs: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
-        """Runs the net backward from its loss outputs. Parameter gradients
-        ACCUMULATE into ``params[...].diff`` (call ``clear_param_diffs`` between
-        iterations, as the solver does). Returns ``{name: diff view}`` for the
-        blobs named in ``diffs`` (empty by default)."""
-        self._h.backward()
-        return {name: self._h.blob_array(self._blob_id(name), True) for name in (diffs or ())}
+    def backward(self, diffs: Optional[Sequence[str]] = None, start: Optional[str] = None, end: Optional[str] = None,
+                 **top_diffs: np.ndarray) -> Dict[str, np.ndarray]:
+        """Runs the net backward, as pycaffe's ``Net.backward``, and returns
+        ``{name: diff view}`` for the net's inputs (or, with ``end``, that layer's
+        bottoms) and the blobs named in ``diffs``.
+
+        ``start`` and ``end`` are layer names: backward runs from ``start`` (default
+        the last layer) down to ``end`` (default the first). Keyword arguments copy
+        arrays into the diffs of output blobs first (loss outputs get their loss
+        weight, as in Caffe). Parameter gradients ACCUMULATE into
+        ``params[...].diff`` (call ``clear_param_diffs`` between iterations, as the
+        solver does)."""
+        for name, value in top_diffs.items():
+            target = self._h.blob_array(self._blob_id(name), True)
+            if np.shape(value) != target.shape:
+                raise ShapeError(f"backward: diff '{name}' has shape {np.shape(value)} but the blob is {target.shape}")
+            target[...] = value
+        first = len(self._layer_names) - 1 if start is None else self._layer_id(start)
+        last = 0 if end is None else self._layer_id(end)
+        self._h.backward(first, last)
+        shown = self.inputs if end is None else [self._blob_names[b] for b in self._layer_bottoms[last]]
+        names = list(OrderedDict.fromkeys(list(shown) + list(diffs or ())))
+        return {name: self._h.blob_array(self._blob_id(name), True) for name in names}
 
     def clear_param_diffs(self) -> None:
         """Zeroes every parameter gradient."""
@@ -260,9 +346,10 @@ class Net:
         """Starts (or stops) timing each layer; read the sums with ``layer_times``."""
         self._h.set_profiling(on)
 
-    def layer_times(self) -> "OrderedDict[str, Tuple[float, float]]":
-        """``{layer: (forward ms, backward ms)}`` summed since profiling was switched on."""
-        return OrderedDict(zip(self._layer_names, self._h.layer_times()))
+    def layer_times(self) -> List[Tuple[str, float, float]]:
+        """``[(layer name, forward ms, backward ms), ...]`` for every layer in forward
+        order (repeated names included), summed since profiling was switched on."""
+        return [(name, f, b) for name, (f, b) in zip(self._layer_names, self._h.layer_times())]
 
     def __repr__(self) -> str:
         return f"<caffegrid.Net {self.name!r}: {len(self._layer_names)} layers, outputs {list(self._outputs)}>"

@@ -27,6 +27,13 @@ static int tcp_from_environment(const char *peers, cg_comm **out) {
   return rc;
 }
 
+/* started by mpirun or srun: from the variables those launchers set (read here, not in
+ * mpi.c, so that a build without MPI can tell such a launch and refuse it) */
+bool cg_comm_mpi_launched(void) {
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
+         (getenv("SLURM_STEP_ID") && getenv("SLURM_NTASKS") && atoi(getenv("SLURM_NTASKS")) > 1);
+}
+
 int cg_comm_create_auto(int *argc, char ***argv, cg_comm **out) {
   if (cg_comm_mpi_launched()) return cg_comm_mpi_create(argc, argv, out);
   const char *peers = getenv("CAFFEGRID_PEERS");

@@ -12,11 +12,6 @@ typedef struct mpi_state {
   bool we_initialized;
 } mpi_state;
 
-bool cg_comm_mpi_launched(void) {
-  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
-         (getenv("SLURM_STEP_ID") && getenv("SLURM_NTASKS") && atoi(getenv("SLURM_NTASKS")) > 1);
-}
-
 static int mpi_failed(int rc, const char *what) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;

@@ -13,17 +13,19 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int net_forward(cg_net *net, float *loss) {
+/* Layers start..end (inclusive), each reshaped to its bottoms first; *loss gets the
+ * weighted sum of the loss tops of those layers. */
+static int net_forward(cg_net *net, int start, int end, float *loss) {
   double total = 0;
-  for (int i = 0; i < net->num_layers; i++) {
+  for (int i = start; i <= end; i++) {
     cg_net_layer *nl = &net->layers[i];
-    double start = net->profiling ? now_ms() : 0;
+    double begin = net->profiling ? now_ms() : 0;
     int rc = nl->layer.ops->reshape(&nl->layer, nl->bottoms, nl->tops);
     if (!rc) rc = nl->layer.ops->forward(&nl->layer, nl->bottoms, nl->tops);
     if (rc)
       return cg_error_wrap(rc, "%s: layer '%s' (%s) forward: ", net->opt.source_name, nl->layer.name,
                            nl->layer.ops->type);
-    if (net->profiling) nl->forward_ms += now_ms() - start;
+    if (net->profiling) nl->forward_ms += now_ms() - begin;
     for (int j = 0; j < nl->num_tops; j++)
       if (nl->loss_weights[j] != 0) {
         const float *d = nl->tops[j]->data;
@@ -38,23 +40,52 @@ static int net_forward(cg_net *net, float *loss) {
 
 int cg_net_forward(cg_net *net, float *loss) {
   unsigned fp = cg_fp_enter();
-  int rc = net_forward(net, loss);
+  int rc = net_forward(net, 0, net->num_layers - 1, loss);
   cg_fp_leave(fp);
   return rc;
 }
 
-static void net_backward(cg_net *net) {
+static int check_range(const cg_net *net, int first, int last, const char *what) {
+  if (first < 0 || last < 0 || first >= net->num_layers || last >= net->num_layers)
+    return cg_error(CG_ERR_INVALID, "%s: layers %d to %d, but net '%s' has layers 0 to %d", what, first, last,
+                    net->name, net->num_layers - 1);
+  return CG_OK;
+}
+
+int cg_net_forward_range(cg_net *net, int start, int end, float *loss) {
+  int rc = check_range(net, start, end, "forward");
+  if (rc) return rc;
+  unsigned fp = cg_fp_enter();
+  rc = net_forward(net, start, end, loss);
+  cg_fp_leave(fp);
+  return rc;
+}
+
+int cg_net_reshape(cg_net *net) {
+  for (int i = 0; i < net->num_layers; i++) {
+    cg_net_layer *nl = &net->layers[i];
+    int rc = nl->layer.ops->reshape(&nl->layer, nl->bottoms, nl->tops);
+    if (rc)
+      return cg_error_wrap(rc, "%s: layer '%s' (%s) reshape: ", net->opt.source_name, nl->layer.name,
+                           nl->layer.ops->type);
+  }
+  return CG_OK;
+}
+
+/* Layers start down to end (inclusive), after the loss tops' diffs are set to their
+ * loss weights (Caffe keeps them there from Init; our forward does not touch diffs). */
+static void net_backward(cg_net *net, int start, int end) {
   for (int i = 0; i < net->num_layers; i++) {
     cg_net_layer *nl = &net->layers[i];
     for (int j = 0; j < nl->num_tops; j++)
       if (nl->loss_weights[j] != 0) cg_set(nl->tops[j]->count, nl->loss_weights[j], nl->tops[j]->diff);
   }
-  for (int i = net->num_layers - 1; i >= 0; i--) {
+  for (int i = start; i >= end; i--) {
     cg_net_layer *nl = &net->layers[i];
     if (nl->need_backward) {
-      double start = net->profiling ? now_ms() : 0;
+      double begin = net->profiling ? now_ms() : 0;
       nl->layer.ops->backward(&nl->layer, nl->tops, nl->bottom_need_backward, nl->bottoms);
-      if (net->profiling) nl->backward_ms += now_ms() - start;
+      if (net->profiling) nl->backward_ms += now_ms() - begin;
     }
     if (net->backward_hook) net->backward_hook(i, net->backward_hook_user);
   }
@@ -62,8 +93,17 @@ static void net_backward(cg_net *net) {
 
 void cg_net_backward(cg_net *net) {
   unsigned fp = cg_fp_enter();
-  net_backward(net);
+  net_backward(net, net->num_layers - 1, 0);
   cg_fp_leave(fp);
+}
+
+int cg_net_backward_range(cg_net *net, int start, int end) {
+  int rc = check_range(net, end, start, "backward");
+  if (rc) return rc;
+  unsigned fp = cg_fp_enter();
+  net_backward(net, start, end);
+  cg_fp_leave(fp);
+  return CG_OK;
 }
 
 void cg_net_clear_param_diffs(cg_net *net) { memset(net->param_diff, 0, net->param_count * sizeof(float)); }
@@ -98,6 +138,10 @@ const char *cg_net_name(const cg_net *net) { return net->name; }
 int cg_net_num_layers(const cg_net *net) { return net->num_layers; }
 const char *cg_net_layer_name(const cg_net *net, int i) { return net->layers[i].layer.name; }
 const char *cg_net_layer_type(const cg_net *net, int i) { return net->layers[i].layer.ops->type; }
+int cg_net_layer_num_bottoms(const cg_net *net, int i) { return net->layers[i].num_bottoms; }
+int cg_net_layer_bottom_index(const cg_net *net, int i, int j) { return net->layers[i].bottom_ids[j]; }
+int cg_net_layer_num_tops(const cg_net *net, int i) { return net->layers[i].num_tops; }
+int cg_net_layer_top_index(const cg_net *net, int i, int j) { return net->layers[i].top_ids[j]; }
 
 cg_blob *cg_net_blob(const cg_net *net, const char *name) {
   for (int i = 0; i < net->num_blobs; i++)

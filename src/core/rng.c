@@ -88,7 +88,17 @@ __attribute__((target("avx2,fma"))) static void box_muller4(const double *u1, co
   _mm_storeu_ps(out, _mm256_cvtpd_ps(v));
 }
 
+/* one output at a time through libm, for CPUs without AVX2 and FMA (the default build
+ * runs on any x86-64); the vector path may differ from it in the last bit */
+static void transform_scalar(const double *u1, const double *u2, double mean, double std, float *out, size_t m) {
+  for (size_t j = 0; j < m; j++) out[j] = (float)(mean + std * (sqrt(-2.0 * log(u1[j])) * cos(2.0 * M_PI * u2[j])));
+}
+
 static void transform(const double *u1, const double *u2, double mean, double std, float *out, size_t m) {
+  if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) {
+    transform_scalar(u1, u2, mean, std, out, m);
+    return;
+  }
   size_t j = 0;
   for (; j + 4 <= m; j += 4) box_muller4(u1 + j, u2 + j, mean, std, out + j);
   if (j == m) return;

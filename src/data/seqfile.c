@@ -207,7 +207,7 @@ static int read_vlong(const cg_seqfile *f, uint64_t *at, int64_t *v, const char 
 /* A length-prefixed string (Text: vint length; UTF8 before v4: uint16 length), copied. */
 static int read_string(const cg_seqfile *f, uint64_t *at, bool short_length, char **out, const char *what) {
   uint64_t start = *at;
-  int64_t len;
+  int64_t len = 0; /* set by both branches; zeroed for gcc, which cannot see through read_vlong */
   int rc;
   if (short_length) {
     if ((rc = need(f, *at, 2, what))) return rc;
@@ -419,13 +419,13 @@ static int read_block_frame(const cg_seqfile *f, uint64_t at, block_frame *b) {
   if (rc) return rc;
   if (escape != SYNC_ESCAPE) return corrupt(f, start, "a block must start with a sync escape (-1), found %d", escape);
   if ((rc = check_sync(f, &at))) return rc;
-  int64_t count;
+  int64_t count = 0; /* set by read_vlong on success (zeroed for gcc's flow analysis) */
   uint64_t count_at = at;
   if ((rc = read_vlong(f, &at, &count, "the block's record count"))) return rc;
   if (count < 0 || count > INT32_MAX) return corrupt(f, count_at, "block record count %lld", (long long)count);
   b->count = (uint32_t)count;
   for (int i = 0; i < 4; i++) {
-    int64_t len;
+    int64_t len = 0; /* as count */
     uint64_t len_at = at;
     if ((rc = read_vlong(f, &at, &len, part_names[i]))) return rc;
     if (len < 0) return corrupt(f, len_at, "%s have a negative length (%lld)", part_names[i], (long long)len);

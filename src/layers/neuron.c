@@ -96,8 +96,12 @@ static void relu_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
    * deep are often denormal, and arithmetic on them costs ~100 cycles (CaffeNet's
    * relu1: 40 ms against 4); the select is also less work when they are flushed. */
   if (slope == 0.0f) {
+    /* dy read whatever the sign, so that the select vectorises without AVX2's masked loads */
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+      const float g = dy[i];
+      dx[i] = x[i] > 0 ? g : 0.0f;
+    }
     return;
   }
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)

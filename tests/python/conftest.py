@@ -23,6 +23,13 @@ def shared_data() -> pathlib.Path:
     return path
 
 
+def require_data(shared_data: pathlib.Path, *relative: str) -> None:
+    """Skips the calling test unless every file named (relative to the data folder) is here."""
+    for rel in relative:
+        if not (shared_data / rel).exists():
+            pytest.skip(f"needs {shared_data / rel}, which is not here (../shared/data is beside this project's CI only)")
+
+
 @pytest.fixture(scope="session")
 def cli() -> str:
     path = os.environ.get("CAFFEGRID", str(ROOT / os.environ.get("BUILD", "build") / "caffegrid"))

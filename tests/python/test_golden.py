@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import caffegrid
+from conftest import require_data
 
 # model directory under caffe_ref, accuracy and loss from BVLC Caffe (shared/data/SOURCES.md)
 REFERENCE = [("lenet_nandahkrishna", 0.9905, 0.0297565), ("lenet_yuvval", 0.9833, 0.0528099)]
@@ -23,6 +24,7 @@ def link_lmdb(workdir, db):
 @pytest.mark.parametrize("model,want_accuracy,want_loss", REFERENCE)
 def test_lenet_accuracy_matches_caffe_and_cli(tmp_path, monkeypatch, shared_data, cli, mnist_test_lmdb, model,
                                               want_accuracy, want_loss):
+    require_data(shared_data, f"caffe_ref/{model}/lenet_iter_10000.caffemodel")
     link_lmdb(tmp_path, mnist_test_lmdb)
     monkeypatch.chdir(tmp_path)
     prototxt = shared_data / "caffe_ref" / model / "lenet_train_test.prototxt"
