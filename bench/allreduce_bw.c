@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "caffegrid/comm.h"
+#include "caffegrid/environment.h"
 
 static double plain(float *buf, size_t n, int reps) {
   MPI_Barrier(MPI_COMM_WORLD);
@@ -32,7 +33,7 @@ static double ours(cg_comm_async *a, float *buf, size_t n, size_t bucket, int re
 
 int main(int argc, char **argv) {
   cg_comm *comm;
-  if (cg_comm_create_auto(&argc, &argv, &comm)) return 1;
+  if (cg_env_comm_create(&argc, &argv, &comm)) return 1;
   int rank = cg_comm_rank(comm), size = cg_comm_size(comm);
   cg_comm_async *a;
   cg_comm_async_create(comm, &a);

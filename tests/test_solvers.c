@@ -204,6 +204,39 @@ static void test_bad_solvers(const char *dir) {
   }
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f) fputs(text, f), fclose(f);
+}
+
+/* The net a solver file names: as written when that exists, else beside the solver
+ * (from any working directory); test_iter; no net named is an error naming the file. */
+static void test_solver_file_net(const char *dir) {
+  char solver[600], net[600], other[600], *found = NULL;
+  snprintf(solver, sizeof solver, "%s/s.prototxt", dir);
+  snprintf(net, sizeof net, "%s/n.prototxt", dir);
+  write_text(net, "name: 'n'\n");
+  write_text(solver, "net: 'n.prototxt'\ntest_iter: 7\nbase_lr: 0.1\n");
+  long test_iter = -1;
+  CHECK_EQ_INT(cg_solver_file_net(solver, &found, &test_iter), 0);
+  CHECK(found && strcmp(found, net) == 0);
+  CHECK_EQ_INT(test_iter, 7);
+  free(found);
+  snprintf(other, sizeof other, "%s/t.prototxt", dir); /* test_net when there is no net; test_iter left alone */
+  write_text(other, "test_net: 'n.prototxt'\ntrain_net: 'x.prototxt'\n");
+  test_iter = -1;
+  CHECK_EQ_INT(cg_solver_file_net(other, &found, &test_iter), 0);
+  CHECK(found && strcmp(found, net) == 0 && test_iter == -1);
+  free(found);
+  write_text(other, "net: 'missing.prototxt'\n"); /* found nowhere: as written, for the caller's message */
+  CHECK_EQ_INT(cg_solver_file_net(other, &found, NULL), 0);
+  CHECK(found && strcmp(found, "missing.prototxt") == 0);
+  free(found);
+  write_text(other, "base_lr: 0.1\n");
+  CHECK(cg_solver_file_net(other, &found, NULL) != 0 && found == NULL);
+  CHECK_STR_CONTAINS(cg_error_message(), other);
+}
+
 int main(void) {
   char dir[] = "/tmp/cg_solvers_XXXXXX";
   if (!mkdtemp(dir)) return 1;
@@ -213,6 +246,7 @@ int main(void) {
   test_apply_update(dir, true, 1);
   test_apply_update(dir, false, 3); /* gradients of 3 identical passes, averaged: the same step */
   test_bad_solvers(dir);
+  test_solver_file_net(dir);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd)) fprintf(stderr, "cannot clean %s\n", dir);

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caffegrid/environment.h"
 #include "commands.h"
 #include "math/threads.h"
+#include "core/atomic_file_hooks.h"
 
 static const struct {
   const char *name;
@@ -33,6 +35,8 @@ int main(int argc, char **argv) {
   /* Our own loops (pooling, ReLU, ...) run on the OpenMP threads oneDNN's
    * convolutions and gemms use, as many as the math has (math/threads.h). */
   if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(cg_math_threads());
+  cg_env_configure_runtime(); /* CAFFEGRID_CONV, CAFFEGRID_GEMM, CAFFEGRID_DENORMALS */
+  cg_atomic_file_fault_before_rename(getenv("CAFFEGRID_FAULT_BEFORE_RENAME")); /* the crash-safety test's hook */
   if (argc < 2 || strcmp(argv[1], "-help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
     usage();
     return argc < 2 ? 1 : 0;

@@ -11,14 +11,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "caffegrid/atomic_file.h"
 #include "caffegrid/comm.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
+#include "caffegrid/solver.h"
+#include "caffegrid/environment.h"
 #include "commands.h"
 #include "feature_writer.h"
 #include "flags.h"
-#include "solver_net.h"
 
 enum { MAX_FEATURES = 64 };
 
@@ -61,16 +63,6 @@ static int list_blobs_error(cg_net *net, const char *name) {
   return cg_error(CG_ERR_NOT_FOUND, "the net has no blob '%s' (its blobs: %s)", name, list);
 }
 
-static int finish_file(FILE *f, const char *tmp, const char *path) {
-  int rc = CG_OK;
-  if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0)
-    rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
-  if (fclose(f) != 0 && !rc) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-  if (!rc && rename(tmp, path) != 0) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-  if (rc) unlink(tmp);
-  return rc;
-}
-
 /* Extracts this rank's rows into its part file: one exact pass over its records
  * (ranks need no collective here, so shares of different sizes are fine). */
 static int extract(cg_net *net, cg_comm *comm, char **names, int num, const char *label_name, cg_features_format format,
@@ -82,11 +74,12 @@ static int extract(cg_net *net, cg_comm *comm, char **names, int num, const char
   double records = (double)cg_net_rank_records(net);
   if (records == 0) return cg_error(CG_ERR_INVALID, "the net has no data layer to read samples from");
   int rc = CG_OK, rank = cg_comm_rank(comm);
-  char path[4096], tmp[4200];
+  char path[4096];
   snprintf(path, sizeof path, "%s/part-%05d", dir, rank);
-  snprintf(tmp, sizeof tmp, "%s/.part-%05d.tmp", dir, rank);
-  FILE *f = fopen(tmp, "w");
-  if (!f) return cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+  cg_atomic_file *out;
+  rc = cg_atomic_file_open(path, &out);
+  if (rc) return rc;
+  FILE *f = cg_atomic_file_stream(out);
   cg_feature_column cols[MAX_FEATURES];
   const float *values[MAX_FEATURES];
   bool header_done = false;
@@ -124,11 +117,10 @@ static int extract(cg_net *net, cg_comm *comm, char **names, int num, const char
     }
   }
   if (rc) {
-    fclose(f);
-    unlink(tmp);
+    cg_atomic_file_abort(out);
     return rc;
   }
-  rc = finish_file(f, tmp, path);
+  rc = cg_atomic_file_commit(out);
   *rows_out = rows;
   return rc;
 }
@@ -164,7 +156,7 @@ int cmd_features(int argc, char **argv) {
   char *conf_net = NULL;
   if (cg_flag_get(flags, "conf")) {
     long unused = 0;
-    if (cg_solver_net_path(cg_flag_get(flags, "conf"), &conf_net, &unused)) {
+    if (cg_solver_file_net(cg_flag_get(flags, "conf"), &conf_net, &unused)) {
       fprintf(stderr, "caffegrid features: %s\n", cg_error_message());
       return 1;
     }
@@ -180,7 +172,7 @@ int cmd_features(int argc, char **argv) {
   int num = 0;
   for (char *save, *s = strtok_r(list, ",", &save); s && num < MAX_FEATURES; s = strtok_r(NULL, ",", &save)) names[num++] = s;
   cg_comm *comm = NULL;
-  if (cg_comm_create_auto(NULL, NULL, &comm)) {
+  if (cg_env_comm_create(NULL, NULL, &comm)) {
     fprintf(stderr, "caffegrid features: %s\n", cg_error_message());
     return 1;
   }
@@ -193,6 +185,7 @@ int cmd_features(int argc, char **argv) {
     rc = cg_error(CG_ERR_IO, "the output directory could not be prepared (see rank 0)");
   cg_net *net = NULL;
   cg_net_options opt = {.phase = 1, .rank = rank, .world_size = world, .exact_pass = true};
+  if (!rc) rc = cg_env_data_options(&opt.data_threads, &opt.skip_bad_records);
   if (!rc) rc = cg_net_create_from_file(model, &opt, &net);
   if (!rc && weights) rc = cg_net_load_weights(net, weights);
   long rows = 0;

@@ -8,30 +8,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "caffegrid/atomic_file.h"
 #include "caffegrid/comm.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
+#include "caffegrid/solver.h"
+#include "caffegrid/environment.h"
 #include "commands.h"
 #include "flags.h"
-#include "solver_net.h"
 
 /* CaffeOnSpark's -output: one "name: value" line per output, written atomically. */
 static int write_results(const char *path, bool overwrite, char **names, const double *values, size_t n) {
   struct stat st;
   if (!overwrite && stat(path, &st) == 0)
     return cg_error(CG_ERR_IO, "'%s' already exists; give -overwrite to replace it", path);
-  char *tmp = NULL;
-  if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) return cg_error(CG_ERR_NOMEM, "out of memory");
-  FILE *f = fopen(tmp, "w");
-  int rc = f ? CG_OK : cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-  for (size_t i = 0; f && i < n; i++) fprintf(f, "%s: %.9g\n", names[i], values[i]);
-  if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0)) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-  if (f && fclose(f) != 0 && !rc) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-  if (!rc && rename(tmp, path) != 0) rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-  if (rc) unlink(tmp);
-  free(tmp);
-  return rc;
+  cg_atomic_file *f;
+  int rc = cg_atomic_file_open(path, &f);
+  if (rc) return rc;
+  for (size_t i = 0; i < n; i++) fprintf(cg_atomic_file_stream(f), "%s: %.9g\n", names[i], values[i]);
+  return cg_atomic_file_commit(f);
 }
 
 int cmd_test(int argc, char **argv) {
@@ -57,7 +53,7 @@ int cmd_test(int argc, char **argv) {
   char *conf_net = NULL;
   long conf_iter = 50;
   if (cg_flag_get(flags, "conf")) {
-    if (cg_solver_net_path(cg_flag_get(flags, "conf"), &conf_net, &conf_iter)) {
+    if (cg_solver_file_net(cg_flag_get(flags, "conf"), &conf_net, &conf_iter)) {
       fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
       return 1;
     }
@@ -88,6 +84,10 @@ int cmd_test(int argc, char **argv) {
   }
   const char *phase = cg_flag_get(flags, "phase");
   cg_net_options opt = {.phase = 1, .level = (int)level, .world_size = 1};
+  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) {
+    fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
+    return 1;
+  }
   if (phase && strcmp(phase, "TRAIN") == 0) opt.phase = 0;
   else if (phase && strcmp(phase, "TEST") != 0) {
     fprintf(stderr, "caffegrid test: -phase must be TRAIN or TEST, got '%s'\n", phase);
@@ -102,7 +102,7 @@ int cmd_test(int argc, char **argv) {
     opt.stages = stages;
   }
   cg_comm *comm = NULL;
-  if (cg_comm_create_auto(NULL, NULL, &comm)) {
+  if (cg_env_comm_create(NULL, NULL, &comm)) {
     fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
     return 1;
   }

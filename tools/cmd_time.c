@@ -7,6 +7,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
+#include "caffegrid/environment.h"
 #include "commands.h"
 #include "flags.h"
 
@@ -47,7 +48,8 @@ int cmd_time(int argc, char **argv) {
   const char *phase = cg_flag_get(flags, "phase");
   cg_net_options opt = {.phase = phase && strcmp(phase, "TEST") == 0 ? 1 : 0, .world_size = 1, .seed = 1701};
   cg_net *net = NULL;
-  int rc = cg_net_create_from_file(model, &opt, &net);
+  int rc = cg_env_data_options(&opt.data_threads, &opt.skip_bad_records);
+  if (!rc) rc = cg_net_create_from_file(model, &opt, &net);
   if (!rc && cg_flag_get(flags, "weights")) rc = cg_net_load_weights(net, cg_flag_get(flags, "weights"));
   if (rc) {
     fprintf(stderr, "caffegrid time: %s\n", cg_error_message());

@@ -11,6 +11,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "caffegrid/solver.h"
+#include "caffegrid/environment.h"
 #include "commands.h"
 #include "flags.h"
 #include "math/threads.h"
@@ -100,7 +101,7 @@ int cmd_train(int argc, char **argv) {
     }
   }
   cg_comm *comm = NULL;
-  if (cg_comm_create_auto(NULL, NULL, &comm)) {
+  if (cg_env_comm_create(NULL, NULL, &comm)) {
     fprintf(stderr, "caffegrid train: %s\n", cg_error_message());
     return 1;
   }
@@ -115,6 +116,11 @@ int cmd_train(int argc, char **argv) {
   cg_solver_options opt = {.comm = comm, .max_iter = iterations, .final_model = cg_flag_get(flags, "model"),
                            .progress = isatty(2) != 0 && rank == 0, .bucket_bytes = (size_t)bucket_mb << 20,
                            .check_every = (int)check_every};
+  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) {
+    fprintf(stderr, "caffegrid train: %s\n", cg_error_message());
+    cg_comm_free(comm);
+    return 1;
+  }
   CG_LOG_INFO("Use CPU.");
   if (world > 1) CG_LOG_INFO("Data-parallel training on %d ranks (%s)", world, cg_comm_backend(comm));
   cg_solver *s = NULL;

@@ -16,11 +16,16 @@ CG_API_BEGIN
 
 typedef struct cg_comm cg_comm;
 
-/* The communicator for this process: MPI when started by mpirun/srun (detected
- * from the launcher's environment); a TCP ring when CAFFEGRID_PEERS lists
- * host:port of every rank and CAFFEGRID_RANK says which one this is (optional
- * CAFFEGRID_PEER_TIMEOUT seconds); else a local one of size 1. argc/argv may be NULL. */
-int cg_comm_create_auto(int *argc, char ***argv, cg_comm **out);
+/* MPI_COMM_WORLD (Open MPI under mpirun, or srun --mpi=pmix); initialises MPI with
+ * MPI_THREAD_MULTIPLE unless the program did. argc/argv may be NULL. A build without
+ * MPI answers CG_ERR_UNSUPPORTED. (caffegrid/environment.h chooses among MPI, TCP
+ * and local from the launcher's variables, as the CLI does.) */
+int cg_comm_create_mpi(int *argc, char ***argv, cg_comm **out);
+/* A TCP ring among processes started by anything (a job script): `peers` lists
+ * "host:port,host:port,..." of every rank in rank order, this process is `rank` and
+ * listens on its own entry's port; a peer silent for timeout_s seconds (0: 60) is
+ * reported as lost. */
+int cg_comm_create_tcp_ring(const char *peers, int rank, double timeout_s, cg_comm **out);
 /* A communicator of one process. */
 cg_comm *cg_comm_local(void);
 void cg_comm_free(cg_comm *c); /* finalizes MPI when it started it; NULL is a no-op */

@@ -31,6 +31,8 @@ typedef struct cg_net_options {
   int rank, world_size;    /* this process's share of the data (0, 1 when alone) */
   const char *source_name; /* for messages: the prototxt's path */
   bool exact_pass;         /* data layers read each of this rank's records once, in order (scoring, features) */
+  int data_threads;        /* prefetch threads per data layer: 0 = the default (1), -1 = none (read in forward) */
+  bool skip_bad_records;   /* a record that cannot be read is logged, counted and replaced, not an error */
 } cg_net_options;
 
 /* Builds a net from a parsed and upgraded NetParameter. `param` is borrowed and

@@ -20,6 +20,8 @@ CG_API_BEGIN
 typedef struct cg_solver cg_solver;
 
 typedef struct cg_solver_options {
+  int data_threads;          /* for the solver's nets: as cg_net_options */
+  bool skip_bad_records;     /* for the solver's nets: as cg_net_options */
   cg_comm *comm;             /* data-parallel ranks (NULL: alone); borrowed */
   int rank, world_size;      /* filled from comm when given */
   size_t bucket_bytes;       /* gradient bytes per allreduce bucket (0: 4 MiB) */
@@ -33,6 +35,12 @@ typedef struct cg_solver_options {
 /* Reads a solver prototxt (upgraded as Caffe does) and builds its nets. Relative
  * net paths are tried as given, then beside the solver file. */
 int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, cg_solver **out);
+/* The net file a solver prototxt trains and tests (its `net`, else `train_net`, else
+ * its first `test_net`), found as the solver finds it: as written when that exists,
+ * else beside the solver file. *net_path is malloc'd; *test_iter gets the solver's
+ * first test_iter and is left alone when it has none (may be NULL). Errors name the
+ * solver file. (CaffeOnSpark's commands name a solver where Caffe's name a net.) */
+int cg_solver_file_net(const char *solver_path, char **net_path, long *test_iter);
 void cg_solver_free(cg_solver *s);
 
 /* Fine-tuning: copies weights from one or more comma-separated .caffemodel files. */

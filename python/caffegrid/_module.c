@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caffegrid/environment.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "math/threads.h"
@@ -170,6 +171,7 @@ PyMODINIT_FUNC PyInit__caffegrid(void) {
   /* as tools/caffegrid.c: our own loops (pooling, LRN, single-channel convolution) on
    * as many threads as the math, one pool for both */
   if (!getenv("OMP_NUM_THREADS")) omp_threads = cg_math_threads();
+  cg_env_configure_runtime(); /* CAFFEGRID_CONV, CAFFEGRID_GEMM, CAFFEGRID_DENORMALS, as the CLI */
   PyTypeObject *types[] = {&NetHandle_Type, &SolverHandle_Type, &TcpListener_Type, &CommHandle_Type, &SourceReader_Type};
   const char *names[] = {"NetHandle", "SolverHandle", "TcpListener", "CommHandle", "SourceReader"};
   for (size_t i = 0; i < sizeof types / sizeof *types; i++)

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "caffegrid/environment.h"
 #include "caffegrid/error.h"
 #include "caffegrid/feed.h"
 
@@ -61,6 +62,10 @@ static int net_init(NetHandle *self, PyObject *args, PyObject *kwds) {
   if (!self->fed) goto done;
   cg_net_options opt = {.phase = phase, .level = level, .stages = stage_names, .num_stages = num_stages,
                         .seed = seed, .world_size = 1};
+  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
+    cgpy_raise_status(CG_ERR_INVALID);
+    goto done;
+  }
   const char *path_c = PyBytes_AS_STRING(path);
   int status;
   cgpy_prepare_threads();

@@ -5,6 +5,8 @@
 
 #include <limits.h>
 
+#include "caffegrid/environment.h"
+
 static PyObject *solver_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
   (void)args, (void)kwds;
   return type->tp_alloc(type, 0);
@@ -34,6 +36,11 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   const char *p = PyBytes_AS_STRING(path);
   cg_solver_options opt = {0};
   if (comm != Py_None) opt.comm = ((CommHandle *)comm)->comm;
+  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
+    Py_DECREF(path);
+    cgpy_raise_status(CG_ERR_INVALID);
+    return -1;
+  }
   cg_solver *solver = NULL;
   int rc;
   cgpy_prepare_threads();

@@ -24,7 +24,5 @@ struct cg_comm {
 };
 
 /* Backends: MPI is tried when a launcher's environment is present. */
-bool cg_comm_mpi_launched(void);
-int cg_comm_mpi_create(int *argc, char ***argv, cg_comm **out);
 
 #endif

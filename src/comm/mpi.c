@@ -81,7 +81,7 @@ static const cg_comm_ops mpi_ops = {
     .barrier = mpi_barrier, .allgather = mpi_allgather, .abort = mpi_abort, .destroy = mpi_destroy,
 };
 
-int cg_comm_mpi_create(int *argc, char ***argv, cg_comm **out) {
+int cg_comm_create_mpi(int *argc, char ***argv, cg_comm **out) {
   *out = NULL;
   cg_comm *c = calloc(1, sizeof *c);
   mpi_state *s = calloc(1, sizeof *s);

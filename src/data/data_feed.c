@@ -15,11 +15,6 @@ static uint64_t seed_of(const cg_layer *l) {
   return cg_rng_next(&copy);
 }
 
-static bool env_flag(const char *name) {
-  const char *v = getenv(name);
-  return v && v[0] && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
-}
-
 /* Shape of the first readable record this rank reads; bad ones are passed over
  * only when skipping is on. */
 static int probe_shape(cg_data_feed *f, uint64_t position) {
@@ -78,16 +73,13 @@ int cg_data_feed_open(cg_layer *l, const cg_data_feed_config *config, cg_data_fe
   c->exact = l->net && l->net->opt.exact_pass;
   c->seed = seed_of(l);
   c->depth = config->depth > 0 ? config->depth : 4;
-  c->skip_bad = env_flag("CAFFEGRID_SKIP_BAD_RECORDS");
-  c->threads = 1;
-  const char *threads = getenv("CAFFEGRID_DATA_THREADS");
-  if (threads && threads[0]) {
-    char *end;
-    long n = strtol(threads, &end, 10);
-    if (*end || n < 0 || n > 64)
-      return cg_error(CG_ERR_INVALID, "CAFFEGRID_DATA_THREADS='%s': expected a number from 0 to 64", threads);
-    c->threads = (int)n;
-  }
+  /* the net's options (the CLI and Python fill them from CAFFEGRID_DATA_THREADS and
+   * CAFFEGRID_SKIP_BAD_RECORDS): 0 threads means the default, -1 none */
+  int threads = l->net ? l->net->opt.data_threads : 0;
+  if (threads < -1 || threads > 64)
+    return cg_error(CG_ERR_INVALID, "data_threads %d: expected -1 (none) to 64", threads);
+  c->threads = threads == 0 ? 1 : threads < 0 ? 0 : threads;
+  c->skip_bad = l->net && l->net->opt.skip_bad_records;
   rc = cg_source_open(config->source_type, config->location, config->options, &f->source);
   if (rc) return rc;
   c->source = f->source;

@@ -2,12 +2,13 @@
  * partition and the prefetcher, driven by a layer's parameters; the record
  * position for exact resume; counters reported at the end of a run.
  *
- * Environment (read when a layer is set up):
- *   CAFFEGRID_SKIP_BAD_RECORDS=1  a record that cannot be read or decoded is logged,
- *                                 counted and replaced (see prefetch.h) instead of
- *                                 failing the run; the count is reported at the end.
- *   CAFFEGRID_DATA_THREADS=N      background threads per data layer (default 1; 0 reads
- *                                 synchronously in forward). Results do not depend on it. */
+ * The net's options (cg_net_options; the CLI and Python fill them from
+ * CAFFEGRID_SKIP_BAD_RECORDS and CAFFEGRID_DATA_THREADS):
+ *   skip_bad_records  a record that cannot be read or decoded is logged, counted and
+ *                     replaced (see prefetch.h) instead of failing the run; the count
+ *                     is reported at the end.
+ *   data_threads      background threads per data layer (0: the default, 1; -1: read
+ *                     synchronously in forward). Results do not depend on it. */
 #ifndef CG_DATA_FEED_H
 #define CG_DATA_FEED_H
 

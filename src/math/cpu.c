@@ -1,10 +1,11 @@
 /* CPU math backend: gemms through oneDNN's sgemm (OpenBLAS's CBLAS as the fallback
- * and with CAFFEGRID_GEMM=openblas), plus im2col/col2im. */
+ * and after cg_runtime_use_openblas_gemm(true)), plus im2col/col2im. */
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "caffegrid/runtime.h"
 #include "math/math.h"
 #include "math/threads.h"
 
@@ -105,19 +106,16 @@ void cg_col2im(const float *col, int channels, int height, int width, int kernel
   }
 }
 
-static int gemm_openblas = -1; /* -1: not decided yet (CAFFEGRID_GEMM) */
+static bool gemm_openblas = false;
 
 void cg_gemm_use_openblas(bool on) { gemm_openblas = on; }
+void cg_runtime_use_openblas_gemm(bool on) { cg_gemm_use_openblas(on); }
 
 /* oneDNN's sgemm (row-major, on the OpenMP threads its convolutions use; see
- * math/threads.h), or OpenBLAS's with CAFFEGRID_GEMM=openblas. */
+ * math/threads.h), or OpenBLAS's after cg_runtime_use_openblas_gemm(true). */
 void cg_gemm_ld(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  if (gemm_openblas < 0) {
-    const char *v = getenv("CAFFEGRID_GEMM");
-    gemm_openblas = v && strcmp(v, "openblas") == 0;
-  }
   if (!gemm_openblas) {
     int saved = cg_math_threads_enter(cg_math_threads());
     dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C,

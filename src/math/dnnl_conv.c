@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "caffegrid/error.h"
+#include "caffegrid/runtime.h"
 #include "math/threads.h"
 
 typedef struct port {
@@ -43,17 +44,12 @@ static int dnnl_failed(dnnl_status_t st, const char *what) {
     if (st_ != dnnl_success) return dnnl_failed(st_, what); \
   } while (0)
 
-static int dnnl_choice = -1; /* -1: not decided yet */
+static bool dnnl_choice = true;
 
-bool cg_dnnl_conv_enabled(void) {
-  if (dnnl_choice < 0) {
-    const char *v = getenv("CAFFEGRID_CONV");
-    dnnl_choice = !(v && strcmp(v, "gemm") == 0);
-  }
-  return dnnl_choice == 1;
-}
+bool cg_dnnl_conv_enabled(void) { return dnnl_choice; }
 
 void cg_dnnl_conv_use(bool on) { dnnl_choice = on; }
+void cg_runtime_use_fast_conv(bool on) { cg_dnnl_conv_use(on); }
 
 static int port_init(port *p, dnnl_engine_t eng, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
                      bool output) {

@@ -18,8 +18,9 @@ typedef struct cg_dnnl_conv_shape {
   bool bias;
 } cg_dnnl_conv_shape;
 
-/* Whether Convolution layers built from now on use oneDNN: CAFFEGRID_CONV=gemm
- * turns it off (read once); cg_dnnl_conv_use() overrides that (tests compare both). */
+/* Whether Convolution layers built from now on use oneDNN (and the direct
+ * single-channel kernels): on by default; cg_runtime_use_fast_conv(false) (the CLI's
+ * CAFFEGRID_CONV=gemm) or cg_dnnl_conv_use(false) turns it off (tests compare both). */
 bool cg_dnnl_conv_enabled(void);
 void cg_dnnl_conv_use(bool on);
 

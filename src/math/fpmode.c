@@ -1,6 +1,8 @@
 /* FTZ/DAZ for the math's threads (see fpmode.h). */
 #include "math/fpmode.h"
 
+#include "caffegrid/runtime.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +10,11 @@
 
 enum { FTZ_DAZ = 0x8040, EXCEPTION_FLAGS = 0x3f }; /* MXCSR bits 15 (flush to zero) and 6 (denormals are zero) */
 
-static bool flush(void) {
-  static int on = -1; /* read once; the same answer on every thread */
-  if (on < 0) {
-    const char *v = getenv("CAFFEGRID_DENORMALS");
-    on = !(v && strcmp(v, "keep") == 0);
-  }
-  return on;
-}
+static bool flush_on = true; /* cg_runtime_flush_denormals; the host program sets it before nets compute */
+
+static bool flush(void) { return flush_on; }
+
+void cg_runtime_flush_denormals(bool on) { flush_on = on; }
 
 unsigned cg_fp_enter(void) {
   unsigned saved = _mm_getcsr();

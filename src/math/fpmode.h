@@ -2,7 +2,8 @@
  * DAZ modes, as TensorFlow does): a net whose gradients drift into the denormal
  * range otherwise slows down severalfold (CIFAR-10 quick from DummyData: 68 ms per
  * iteration at first, 284 ms after 60 iterations). Only values below 1.2e-38
- * change. CAFFEGRID_DENORMALS=keep keeps IEEE's gradual underflow, as Caffe has it. */
+ * change. cg_runtime_flush_denormals(false) (the CLI's CAFFEGRID_DENORMALS=keep) keeps
+ * IEEE's gradual underflow, as Caffe has it. */
 #ifndef CG_MATH_FPMODE_H
 #define CG_MATH_FPMODE_H
 

@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 /* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, row-major. oneDNN's sgemm
- * by default; OpenBLAS's with CAFFEGRID_GEMM=openblas or cg_gemm_use_openblas(true)
- * (tests run both). */
+ * by default; OpenBLAS's after cg_runtime_use_openblas_gemm(true) (the CLI's
+ * CAFFEGRID_GEMM=openblas) or cg_gemm_use_openblas(true) (tests run both). */
 void cg_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, const float *B,
              float beta, float *C);
 /* The same with explicit leading dimensions (row strides) of A, B and C. */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "caffegrid/atomic_file.h"
 #include "caffegrid/error.h"
 #include "proto/text_format.h"
 #include "proto/upgrade.h"
@@ -178,61 +179,17 @@ static void append_to_file(ProtobufCBuffer *buffer, size_t len, const uint8_t *d
   if (!fb->failed && len && fwrite(data, 1, len, fb->fp) != len) fb->failed = 1;
 }
 
-/* After the rename, sync the directory too so the new name itself is durable. */
-static void sync_parent_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char dir[4096];
-  if (!slash) {
-    snprintf(dir, sizeof dir, ".");
-  } else if (slash == path) {
-    snprintf(dir, sizeof dir, "/");
-  } else if ((size_t)(slash - path) < sizeof dir) {
-    memcpy(dir, path, (size_t)(slash - path));
-    dir[slash - path] = '\0';
-  } else {
-    return;
-  }
-  int fd = open(dir, O_RDONLY);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
 int cg_write_binary_atomic(const ProtobufCMessage *msg, const char *path) {
   if (!msg || !path) return cg_error(CG_ERR_INVALID, "cg_write_binary_atomic: missing argument");
-  size_t tlen = strlen(path) + 32;
-  char *tmp = malloc(tlen);
-  if (!tmp) return cg_error(CG_ERR_NOMEM, "out of memory writing '%s'", path);
-  snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-  FILE *fp = fopen(tmp, "wb");
-  if (!fp) {
-    int rc = cg_error(CG_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  file_buffer fb = {.base = {.append = append_to_file}, .fp = fp};
+  cg_atomic_file *f;
+  int rc = cg_atomic_file_open(path, &f);
+  if (rc) return rc;
+  file_buffer fb = {.base = {.append = append_to_file}, .fp = cg_atomic_file_stream(f)};
   protobuf_c_message_pack_to_buffer(msg, &fb.base);
-  int failed = fb.failed || fflush(fp) != 0 || fsync(fileno(fp)) != 0;
-  int err = errno;
-  if (fclose(fp) != 0 && !failed) failed = 1, err = errno;
-  if (failed) {
-    unlink(tmp);
-    free(tmp);
-    return cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(err ? err : EIO));
-  }
-  /* Fault injection for the crash-safety test: die as a kill -9 would, after the
-   * new file is written and before it replaces the old one. */
-  const char *fault = getenv("CAFFEGRID_FAULT_BEFORE_RENAME");
-  if (fault && fault[0] && strstr(path, fault)) _exit(137);
-  if (rename(tmp, path) != 0) {
-    err = errno;
-    unlink(tmp);
-    int rc = cg_error(CG_ERR_IO, "cannot replace '%s': %s", path, strerror(err));
-    free(tmp);
+  if (fb.failed) {
+    rc = cg_error(CG_ERR_IO, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
+    cg_atomic_file_abort(f);
     return rc;
   }
-  free(tmp);
-  sync_parent_dir(path);
-  return 0;
+  return cg_atomic_file_commit(f);
 }

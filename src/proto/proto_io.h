@@ -31,9 +31,9 @@ int cg_read_binary(const ProtobufCMessageDescriptor *desc, const char *path, Pro
 int cg_parse_binary(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len, const char *name,
                     ProtobufCMessage **out);
 
-/* Writes msg in binary to path.tmp.<pid>, flushes and fsyncs it, then renames it
- * over path, so path holds either its old content or all of the new, never part.
- * Returns 0 or CG_ERR_IO (the temporary file is removed). */
+/* Writes msg in binary through caffegrid/atomic_file.h, so path holds either its old
+ * content or all of the new, never part. Returns 0 or CG_ERR_IO (the temporary file
+ * is removed). */
 int cg_write_binary_atomic(const ProtobufCMessage *msg, const char *path);
 
 #endif

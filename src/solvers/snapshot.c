@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "caffegrid/atomic_file.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "core/paths.h"
 #include "proto/proto_io.h"
 #include "solvers/solver_impl.h"
 
@@ -61,23 +63,14 @@ static uint64_t *gather_run_state(const cg_solver *s, size_t *words_per_rank) {
 }
 
 static int write_side_file(const cg_solver *s, const char *path, const uint64_t *state, size_t words) {
-  /* A BlobProto-free little text format: easy to inspect, written atomically via a temp file. */
-  char *tmp = NULL;
-  if (asprintf(&tmp, "%s.tmp", path) < 0) tmp = NULL;
-  FILE *f = tmp ? fopen(tmp, "w") : NULL;
-  int rc = CG_OK;
-  if (!f) {
-    rc = cg_error(CG_ERR_IO, "cannot write '%s'", path);
-  } else {
-    fprintf(f, "caffegrid-run-state 2\niter %d\nranks %d\nwords %zu\n", s->iter, s->opt.world_size, words);
-    for (size_t i = 0; i < words * (size_t)s->opt.world_size; i++) fprintf(f, "%016" PRIx64 "\n", state[i]);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = cg_error(CG_ERR_IO, "cannot write '%s' (disk full?)", path);
-    if (fclose(f) != 0 && !rc) rc = cg_error(CG_ERR_IO, "cannot write '%s'", path);
-    if (!rc && rename(tmp, path) != 0) rc = cg_error(CG_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
-    if (rc) unlink(tmp);
-  }
-  free(tmp);
-  return rc;
+  /* A BlobProto-free little text format: easy to inspect, written atomically. */
+  cg_atomic_file *out;
+  int rc = cg_atomic_file_open(path, &out);
+  if (rc) return rc;
+  FILE *f = cg_atomic_file_stream(out);
+  fprintf(f, "caffegrid-run-state 2\niter %d\nranks %d\nwords %zu\n", s->iter, s->opt.world_size, words);
+  for (size_t i = 0; i < words * (size_t)s->opt.world_size; i++) fprintf(f, "%016" PRIx64 "\n", state[i]);
+  return cg_atomic_file_commit(out);
 }
 
 int cg_solver_snapshot(cg_solver *s) {
@@ -138,19 +131,12 @@ int cg_solver_snapshot(cg_solver *s) {
   return rc;
 }
 
-static bool exists(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0;
-}
-
 /* learned_net as written (relative to where Caffe ran), else beside the solverstate. */
 static char *find_learned_net(const char *state_path, const char *learned) {
-  if (exists(learned)) return strdup(learned);
-  const char *slash = strrchr(state_path, '/'), *base = strrchr(learned, '/');
-  base = base ? base + 1 : learned;
-  char *beside = NULL;
-  if (asprintf(&beside, "%.*s%s", slash ? (int)(slash - state_path + 1) : 0, state_path, base) < 0) return NULL;
-  if (exists(beside)) return beside;
+  if (cg_path_exists(learned)) return strdup(learned);
+  const char *base = strrchr(learned, '/');
+  char *beside = cg_path_beside(base ? base + 1 : learned, state_path);
+  if (beside && cg_path_exists(beside)) return beside;
   free(beside);
   return NULL;
 }
@@ -248,7 +234,7 @@ static bool snapshot_complete(const char *stem) {
   for (int i = 0; i < 3; i++) {
     char path[4096];
     snprintf(path, sizeof path, "%s%s", stem, ext[i]);
-    if (!exists(path)) return false;
+    if (!cg_path_exists(path)) return false;
   }
   return true;
 }

@@ -11,6 +11,7 @@
 
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "core/paths.h"
 #include "math/fpmode.h"
 #include "proto/proto_io.h"
 #include "solvers/lr_policy.h"
@@ -22,27 +23,14 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static bool file_exists(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0;
-}
-
-/* Caffe resolves paths against the working directory; we also look beside the solver file. */
-static char *resolve_path(const cg_solver *s, const char *path) {
-  if (file_exists(path) || path[0] == '/' || !s->dir) return strdup(path);
-  char *joined = NULL;
-  if (asprintf(&joined, "%s/%s", s->dir, path) < 0) return strdup(path);
-  if (file_exists(joined)) return joined;
-  free(joined);
-  return strdup(path);
-}
 
 static int build_net(cg_solver *s, const char *path, const Caffe__NetParameter *inline_param,
                      const Caffe__NetState *state, int phase, uint64_t seed, cg_net **out) {
   const char *stages[32];
   /* test nets read each rank's share of the test set in order, nothing left out */
   cg_net_options o = {.phase = phase, .seed = seed, .rank = s->opt.rank, .world_size = s->opt.world_size,
-                      .exact_pass = phase == 1};
+                      .exact_pass = phase == 1, .data_threads = s->opt.data_threads,
+                      .skip_bad_records = s->opt.skip_bad_records};
   if (state) {
     o.level = state->level;
     for (size_t i = 0; i < state->n_stage && i < 32; i++) stages[o.num_stages++] = state->stage[i];
@@ -52,8 +40,9 @@ static int build_net(cg_solver *s, const char *path, const Caffe__NetParameter *
     o.source_name = s->source_name;
     return cg_net_create(inline_param, &o, out);
   }
-  char *resolved = resolve_path(s, path);
-  if (!file_exists(resolved)) {
+  char *resolved = cg_path_resolve(path, s->source_name);
+  if (!resolved) return cg_error(CG_ERR_NOMEM, "out of memory");
+  if (!cg_path_exists(resolved)) {
     int rc = cg_error(CG_ERR_IO, "%s: the net file '%s' does not exist (looked in the working directory and beside the solver)",
                       s->source_name, path);
     free(resolved);
@@ -127,8 +116,6 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
   }
   if (s->opt.world_size < 1) s->opt.world_size = 1;
   s->source_name = strdup(path);
-  const char *slash = strrchr(path, '/');
-  s->dir = slash ? strndup(path, (size_t)(slash - path)) : NULL;
   int rc = cg_read_solver_text(path, &s->param);
   if (!rc) rc = check_param(s);
   if (!rc) {
@@ -178,7 +165,6 @@ void cg_solver_free(cg_solver *s) {
   free(s->history);
   free(s->loss_window);
   free(s->source_name);
-  free(s->dir);
   if (s->param) protobuf_c_message_free_unpacked(&s->param->base, NULL);
   free(s);
 }

@@ -14,7 +14,6 @@ enum { CG_MAX_TEST_NETS = 16, CG_MAX_TEST_OUTPUTS = 64 };
 struct cg_solver {
   Caffe__SolverParameter *param;
   char *source_name;
-  char *dir;              /* the solver file's directory, for relative paths */
   cg_solver_options opt;
   cg_net *net;
   cg_net *test_nets[CG_MAX_TEST_NETS];

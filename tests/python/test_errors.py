@@ -111,3 +111,15 @@ def test_solver_errors(tmp_path, monkeypatch):
         solver.step(1)
     with pytest.raises(caffegrid.Error):
         solver.restore("no.solverstate")
+
+
+def test_environment_variables_reach_the_library_through_python(monkeypatch, tmp_path):
+    """The library reads no environment: the module turns CAFFEGRID_DATA_THREADS into the
+    net's options, and a bad value is an error naming the variable, as in the CLI."""
+    net = tmp_path / "dummy.prototxt"
+    net.write_text('layer { name: "d" type: "DummyData" top: "x" dummy_data_param { shape { dim: 1 dim: 2 } } }\n')
+    monkeypatch.setenv("CAFFEGRID_DATA_THREADS", "lots")
+    with pytest.raises(caffegrid.InvalidArgumentError, match="CAFFEGRID_DATA_THREADS='lots'"):
+        caffegrid.Net(str(net), caffegrid.TEST)
+    monkeypatch.setenv("CAFFEGRID_DATA_THREADS", "0")
+    assert caffegrid.Net(str(net), caffegrid.TEST).forward()["x"].shape == (1, 2)
