@@ -2,6 +2,7 @@
  * prints; under MPI every rank scores its own share and the means are combined.
  * CaffeOnSpark's form: caffegrid -test -conf SOLVER -model W [-output FILE]. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,15 @@ static int write_results(const char *path, bool overwrite, char **names, const d
   if (rc) return rc;
   for (size_t i = 0; i < n; i++) fprintf(cg_atomic_file_stream(f), "%s: %.9g\n", names[i], values[i]);
   return cg_atomic_file_commit(f);
+}
+
+/* Caffe's "Batch N, name = value" lines, after each pass */
+static void log_batch(cg_net *net, int iteration, void *user) {
+  (void)user;
+  for (int j = 0; j < cg_net_num_outputs(net); j++) {
+    const cg_blob *b = cg_net_output(net, j);
+    for (size_t k = 0; k < b->count; k++) CG_LOG_INFO("Batch %d, %s = %g", iteration, b->name, b->data[k]);
+  }
 }
 
 int cmd_test(int argc, char **argv) {
@@ -74,8 +84,8 @@ int cmd_test(int argc, char **argv) {
     fprintf(stderr, "caffegrid test: -model is required\n");
     return 1;
   }
-  if (iterations <= 0) {
-    fprintf(stderr, "caffegrid test: -iterations must be positive\n");
+  if (iterations <= 0 || iterations > INT_MAX) {
+    fprintf(stderr, "caffegrid test: -iterations must be positive and at most %d\n", INT_MAX);
     return 1;
   }
   if (cg_flag_get(flags, "gpu")) {
@@ -122,30 +132,11 @@ int cmd_test(int argc, char **argv) {
   }
   CG_LOG_INFO("Running for %ld iterations.", iterations);
   int num_outputs = cg_net_num_outputs(net);
-  size_t total = 0;
-  for (int j = 0; j < num_outputs; j++) total += cg_net_output(net, j)->count;
-  double *scores = calloc(total + 1, sizeof(double));
-  double loss = 0;
-  for (long it = 0; it < iterations && !rc; it++) {
-    float iter_loss;
-    rc = cg_net_forward(net, &iter_loss);
-    if (rc) break;
-    loss += iter_loss;
-    size_t idx = 0;
-    for (int j = 0; j < num_outputs; j++) {
-      cg_blob *b = cg_net_output(net, j);
-      for (size_t k = 0; k < b->count; k++, idx++) {
-        scores[idx] += b->data[k];
-        CG_LOG_INFO("Batch %ld, %s = %g", it, b->name, b->data[k]);
-      }
-    }
-  }
-  /* every rank scored its own share; combine the means (equal batch counts per rank) */
-  float *means = calloc(total + 2, sizeof(float));
-  for (size_t k = 0; !rc && k < total; k++) means[k] = (float)(scores[k] / (double)iterations);
-  means[total] = (float)(loss / (double)iterations);
-  if (!rc && opt.world_size > 1) rc = cg_comm_allreduce_sum(comm, means, total + 1);
-  for (size_t k = 0; k <= total; k++) means[k] /= (float)opt.world_size;
+  size_t total = cg_net_num_output_values(net);
+  /* every rank scores its own share; the means are combined (equal batch counts per rank) */
+  double *means = calloc(total + 1, sizeof(double)), loss = 0;
+  rc = means ? cg_net_score(net, (int)iterations, comm, means, &loss, log_batch, NULL)
+             : cg_error(CG_ERR_NOMEM, "out of memory");
   char **names = calloc(total + 1, sizeof(char *));
   double *values = calloc(total + 1, sizeof(double));
   if (rc) {
@@ -155,13 +146,13 @@ int cmd_test(int argc, char **argv) {
     fprintf(stderr, "%s\n", message);
   } else {
     if (opt.world_size > 1) CG_LOG_INFO("Scores combined over %d ranks", opt.world_size);
-    CG_LOG_INFO("Loss: %g", means[total]);
+    CG_LOG_INFO("Loss: %g", (float)loss); /* printed as floats, as the ranks exchange them */
     size_t idx = 0;
     for (int j = 0; j < num_outputs; j++) {
       cg_blob *b = cg_net_output(net, j);
       float weight = cg_net_output_loss_weight(net, j);
       for (size_t k = 0; k < b->count; k++, idx++) {
-        double mean = means[idx];
+        double mean = (float)means[idx];
         names[idx] = b->name, values[idx] = mean;
         if (weight != 0)
           CG_LOG_INFO("%s = %g (* %g = %g loss)", b->name, mean, weight, weight * mean);
@@ -178,7 +169,6 @@ int cmd_test(int argc, char **argv) {
   free(names);
   free(values);
   free(means);
-  free(scores);
   free(conf_net);
   cg_net_free(net);
   cg_comm_free(comm);

@@ -55,6 +55,18 @@ int cg_net_backward_range(cg_net *net, int start, int end);
 /* Reshapes every layer to its bottoms' shapes without computing (pycaffe's
  * Net.reshape, after an input blob was given a new shape). */
 int cg_net_reshape(cg_net *net);
+
+/* Caffe's scoring loop (the solver's test phase, `caffe test`): `iterations` forward
+ * passes; means[k] gets the mean over them of output value k (the outputs in order,
+ * each blob's values flattened: cg_net_num_output_values of them) and *loss (may be
+ * NULL) the mean loss. With a communicator of several ranks each rank has scored its
+ * own share, and the means are averaged over the ranks (exchanged as floats).
+ * after_batch, when not NULL, is called after each pass (for per-batch log lines). */
+typedef struct cg_comm cg_comm;
+typedef void (*cg_batch_fn)(cg_net *net, int iteration, void *user);
+size_t cg_net_num_output_values(const cg_net *net);
+int cg_net_score(cg_net *net, int iterations, cg_comm *comm, double *means, double *loss, cg_batch_fn after_batch,
+                 void *user);
 /* Zeroes every parameter gradient (the solver does this once per iteration). */
 void cg_net_clear_param_diffs(cg_net *net);
 

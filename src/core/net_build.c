@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/net_impl.h"
+#include "core/xalloc.h"
 #include "proto/proto_io.h"
 
 /* A layer as it will be built: its parameter and its (possibly renamed) blob names. */
@@ -16,17 +17,6 @@ typedef struct layer_spec {
   char **bottoms, **tops; /* owned strings */
 } layer_spec;
 
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#include <stdarg.h>
-#include <stdio.h>
-static char *dup_printf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-  va_end(ap);
-  return s;
-}
 
 static bool state_meets_rule(const cg_net_options *o, const Caffe__NetStateRule *r) {
   if (r->has_phase && (int)r->phase != o->phase) return false;
@@ -66,8 +56,8 @@ static void free_specs(layer_spec *specs, int n) {
 }
 
 static char **dup_names(char **names, size_t n) {
-  char **out = calloc(n ? n : 1, sizeof *out);
-  for (size_t i = 0; out && i < n; i++) out[i] = strdup(names[i]);
+  char **out = cg_xcalloc(n ? n : 1, sizeof *out);
+  for (size_t i = 0; out && i < n; i++) out[i] = cg_xstrdup(names[i]);
   return out;
 }
 
@@ -77,16 +67,16 @@ typedef struct producer {
 } producer;
 
 static Caffe__LayerParameter *make_split_param(const char *name, const char *blob, int count, float loss_weight) {
-  Caffe__LayerParameter *p = malloc(sizeof *p);
+  Caffe__LayerParameter *p = cg_xcalloc(1, sizeof *p);
   caffe__layer_parameter__init(p);
-  p->name = strdup(name);
-  p->type = strdup("Split");
+  p->name = cg_xstrdup(name);
+  p->type = cg_xstrdup("Split");
   p->n_bottom = 1;
-  p->bottom = malloc(sizeof(char *));
-  p->bottom[0] = strdup(blob);
+  p->bottom = cg_xcalloc(1, sizeof(char *));
+  p->bottom[0] = cg_xstrdup(blob);
   if (loss_weight != 0) {
     p->n_loss_weight = (size_t)count;
-    p->loss_weight = calloc((size_t)count, sizeof(float));
+    p->loss_weight = cg_xcalloc((size_t)count, sizeof(float));
     p->loss_weight[0] = loss_weight;
   }
   return p;
@@ -101,18 +91,18 @@ static int insert_splits(const cg_net_options *o, const Caffe__LayerParameter **
   /* one slot per (layer, top); n and max_tops are small and non-negative */
   size_t layers = n > 0 ? (size_t)n : 0;
   size_t slots = layers * (size_t)(unsigned)(max_tops > 0 ? max_tops : 1);
-  int *refs = calloc(slots, sizeof(int));
-  int *next_split = calloc(slots, sizeof(int));
-  float *top_loss = calloc(slots, sizeof(float));
-  producer **sources = calloc(layers + 1, sizeof *sources);
+  int *refs = cg_xcalloc(slots, sizeof(int));
+  int *next_split = cg_xcalloc(slots, sizeof(int));
+  float *top_loss = cg_xcalloc(slots, sizeof(float));
+  producer **sources = cg_xcalloc(layers + 1, sizeof *sources);
   /* name -> producer, as a simple list (nets have at most a few hundred blobs) */
   size_t known_n = 0;
-  char **known_names = calloc(slots + 1, sizeof(char *));
-  producer *known_at = calloc(slots + 1, sizeof(producer));
+  char **known_names = cg_xcalloc(slots + 1, sizeof(char *));
+  producer *known_at = cg_xcalloc(slots + 1, sizeof(producer));
   int rc = CG_OK;
   for (int i = 0; i < n && !rc; i++) {
     const Caffe__LayerParameter *p = kept[i];
-    sources[i] = calloc(p->n_bottom ? p->n_bottom : 1, sizeof(producer));
+    sources[i] = cg_xcalloc(p->n_bottom ? p->n_bottom : 1, sizeof(producer));
     for (size_t j = 0; j < p->n_bottom; j++) {
       size_t k = known_n;
       while (k > 0 && strcmp(known_names[k - 1], p->bottom[j]) != 0) k--;
@@ -137,7 +127,7 @@ static int insert_splits(const cg_net_options *o, const Caffe__LayerParameter **
   layer_spec *specs = NULL;
   int count = 0;
   if (!rc) {
-    specs = calloc((size_t)n * 2 + 1, sizeof *specs);
+    specs = cg_xcalloc((size_t)n * 2 + 1, sizeof *specs);
     for (int i = 0; i < n; i++) {
       const Caffe__LayerParameter *p = kept[i];
       layer_spec *s = &specs[count++];
@@ -151,7 +141,7 @@ static int insert_splits(const cg_net_options *o, const Caffe__LayerParameter **
         int slot = src.layer * max_tops + src.top;
         if (refs[slot] > 1) {
           free(s->bottoms[j]);
-          s->bottoms[j] = dup_printf("%s_%s_%d_split_%d", p->bottom[j], kept[src.layer]->name ? kept[src.layer]->name : "",
+          s->bottoms[j] = cg_xprintf("%s_%s_%d_split_%d", p->bottom[j], kept[src.layer]->name ? kept[src.layer]->name : "",
                                      src.top, next_split[slot]++);
         }
       }
@@ -159,15 +149,15 @@ static int insert_splits(const cg_net_options *o, const Caffe__LayerParameter **
         int slot = i * max_tops + (int)j;
         if (refs[slot] <= 1) continue;
         const char *lname = p->name ? p->name : "";
-        char *split_name = dup_printf("%s_%s_%zu_split", p->top[j], lname, j);
+        char *split_name = cg_xprintf("%s_%s_%zu_split", p->top[j], lname, j);
         layer_spec *sp = &specs[count++];
         sp->synthesized = make_split_param(split_name, p->top[j], refs[slot], top_loss[slot]);
         sp->param = sp->synthesized;
         sp->num_bottoms = 1;
         sp->bottoms = dup_names(&p->top[j], 1);
         sp->num_tops = refs[slot];
-        sp->tops = calloc((size_t)refs[slot], sizeof(char *));
-        for (int k = 0; k < refs[slot]; k++) sp->tops[k] = dup_printf("%s_%s_%zu_split_%d", p->top[j], lname, j, k);
+        sp->tops = cg_xcalloc((size_t)refs[slot], sizeof(char *));
+        for (int k = 0; k < refs[slot]; k++) sp->tops[k] = cg_xprintf("%s_%s_%zu_split_%d", p->top[j], lname, j, k);
         sp->synthesized->n_top = (size_t)refs[slot];
         sp->synthesized->top = dup_names(sp->tops, (size_t)refs[slot]);
         /* the split consumes the loss-weighted top, so the split's first top carries the weight */
@@ -210,12 +200,12 @@ static int build_layer(cg_net *net, int index, const layer_spec *s) {
   const char *lname = p->name ? p->name : "";
   nl->num_bottoms = s->num_bottoms;
   nl->num_tops = s->num_tops;
-  nl->bottom_ids = calloc((size_t)s->num_bottoms + 1, sizeof(int));
-  nl->top_ids = calloc((size_t)s->num_tops + 1, sizeof(int));
-  nl->bottoms = calloc((size_t)s->num_bottoms + 1, sizeof(cg_blob *));
-  nl->tops = calloc((size_t)s->num_tops + 1, sizeof(cg_blob *));
-  nl->bottom_need_backward = calloc((size_t)s->num_bottoms + 1, sizeof(bool));
-  nl->loss_weights = calloc((size_t)s->num_tops + 1, sizeof(float));
+  nl->bottom_ids = cg_xcalloc((size_t)s->num_bottoms + 1, sizeof(int));
+  nl->top_ids = cg_xcalloc((size_t)s->num_tops + 1, sizeof(int));
+  nl->bottoms = cg_xcalloc((size_t)s->num_bottoms + 1, sizeof(cg_blob *));
+  nl->tops = cg_xcalloc((size_t)s->num_tops + 1, sizeof(cg_blob *));
+  nl->bottom_need_backward = cg_xcalloc((size_t)s->num_bottoms + 1, sizeof(bool));
+  nl->loss_weights = cg_xcalloc((size_t)s->num_tops + 1, sizeof(float));
   for (int j = 0; j < s->num_bottoms; j++) {
     int id = find_blob(net, s->bottoms[j]);
     if (id < 0)
@@ -257,8 +247,8 @@ static int build_layer(cg_net *net, int index, const layer_spec *s) {
 
 /* Caffe's rules for which layers and bottoms get gradients. */
 static void decide_backward(cg_net *net, const Caffe__NetParameter *param) {
-  bool *blob_need = calloc((size_t)net->num_blobs + 1, sizeof(bool));
-  bool *under_loss = calloc((size_t)net->num_blobs + 1, sizeof(bool));
+  bool *blob_need = cg_xcalloc((size_t)net->num_blobs + 1, sizeof(bool));
+  bool *under_loss = cg_xcalloc((size_t)net->num_blobs + 1, sizeof(bool));
   for (int i = 0; i < net->num_layers; i++) {
     cg_net_layer *nl = &net->layers[i];
     const Caffe__LayerParameter *p = nl->layer.param;
@@ -303,10 +293,10 @@ static void decide_backward(cg_net *net, const Caffe__NetParameter *param) {
 static int lay_out_params(cg_net *net) {
   int total = 0;
   for (int i = 0; i < net->num_layers; i++) total += net->layers[i].layer.num_params;
-  net->learnable = calloc((size_t)total + 1, sizeof *net->learnable);
-  cg_blob **owner_of = calloc((size_t)total + 1, sizeof *owner_of);
-  const char **shared_names = calloc((size_t)total + 1, sizeof *shared_names);
-  cg_blob **shared_blobs = calloc((size_t)total + 1, sizeof *shared_blobs);
+  net->learnable = cg_xcalloc((size_t)total + 1, sizeof *net->learnable);
+  cg_blob **owner_of = cg_xcalloc((size_t)total + 1, sizeof *owner_of);
+  const char **shared_names = cg_xcalloc((size_t)total + 1, sizeof *shared_names);
+  cg_blob **shared_blobs = cg_xcalloc((size_t)total + 1, sizeof *shared_blobs);
   int num_shared = 0, n = 0, rc = CG_OK;
   size_t offset = 0;
   for (int i = 0; i < net->num_layers && !rc; i++) {
@@ -382,15 +372,15 @@ static int lay_out_params(cg_net *net) {
 }
 
 static void find_outputs(cg_net *net) {
-  bool *consumed = calloc((size_t)net->num_blobs + 1, sizeof(bool));
-  bool *produced = calloc((size_t)net->num_blobs + 1, sizeof(bool));
+  bool *consumed = cg_xcalloc((size_t)net->num_blobs + 1, sizeof(bool));
+  bool *produced = cg_xcalloc((size_t)net->num_blobs + 1, sizeof(bool));
   /* a blob is an output when the last thing that happens to it is being produced */
   for (int i = 0; i < net->num_layers; i++) {
     cg_net_layer *nl = &net->layers[i];
     for (int j = 0; j < nl->num_bottoms; j++) consumed[nl->bottom_ids[j]] = true, produced[nl->bottom_ids[j]] = false;
     for (int j = 0; j < nl->num_tops; j++) produced[nl->top_ids[j]] = true;
   }
-  net->output_ids = calloc((size_t)net->num_blobs + 1, sizeof(int));
+  net->output_ids = cg_xcalloc((size_t)net->num_blobs + 1, sizeof(int));
   for (int i = 0; i < net->num_blobs; i++)
     if (produced[i]) net->output_ids[net->num_outputs++] = i;
   free(consumed);
@@ -399,19 +389,18 @@ static void find_outputs(cg_net *net) {
 
 int cg_net_create(const Caffe__NetParameter *param, const cg_net_options *opt, cg_net **out) {
   *out = NULL;
-  cg_net *net = calloc(1, sizeof *net);
-  if (!net) return cg_error(CG_ERR_NOMEM, "out of memory");
+  cg_net *net = cg_xcalloc(1, sizeof *net);
   static const cg_net_options defaults = {.phase = 1, .world_size = 1};
   net->opt = opt ? *opt : defaults;
   if (net->opt.world_size < 1) net->opt.world_size = 1;
-  net->opt.source_name = strdup(net->opt.source_name ? net->opt.source_name : "net");
+  net->opt.source_name = cg_xstrdup(net->opt.source_name ? net->opt.source_name : "net");
   net->opt.stages = NULL; /* only needed while filtering below */
-  net->name = strdup(param->name ? param->name : "");
+  net->name = cg_xstrdup(param->name ? param->name : "");
   cg_rng_seed(&net->rng, net->opt.seed);
   if (param->n_layers && !param->n_layer)
     return cg_net_free(net), cg_error(CG_ERR_INVALID, "%s: old-format 'layers' entries were not upgraded",
                                       opt && opt->source_name ? opt->source_name : "net");
-  const Caffe__LayerParameter **kept = calloc(param->n_layer + 1, sizeof *kept);
+  const Caffe__LayerParameter **kept = cg_xcalloc(param->n_layer + 1, sizeof *kept);
   int n = 0;
   cg_net_options filter = net->opt;
   if (opt) filter.stages = opt->stages, filter.num_stages = opt->num_stages;
@@ -422,7 +411,7 @@ int cg_net_create(const Caffe__NetParameter *param, const cg_net_options *opt, c
   int rc = insert_splits(&net->opt, kept, n, &specs, &num_specs);
   free(kept);
   if (!rc) {
-    net->layers = calloc((size_t)num_specs + 1, sizeof *net->layers);
+    net->layers = cg_xcalloc((size_t)num_specs + 1, sizeof *net->layers);
     for (int i = 0; i < num_specs && !rc; i++) {
       net->num_layers = i + 1;
       rc = build_layer(net, i, &specs[i]);

@@ -202,41 +202,16 @@ int cg_solver_test_all(cg_solver *s) {
     CG_LOG_INFO("Iteration %d, Testing net (#%d)", s->iter, t);
     cg_net_share_weights_from(net, s->net);
     int outputs = cg_net_num_outputs(net);
-    size_t total = 0;
-    for (int j = 0; j < outputs; j++) total += cg_net_output(net, j)->count;
-    double *scores = calloc(total + 1, sizeof(double));
+    double *scores = calloc(cg_net_num_output_values(net) + 1, sizeof(double));
+    if (!scores) return cg_error(CG_ERR_NOMEM, "out of memory");
     double loss = 0;
     /* with W ranks each scores its own share: test_iter / W batches, then the means are averaged */
     int world = s->dp ? s->opt.world_size : 1;
     int iters = (s->param->test_iter[t] + world - 1) / world;
-    for (int i = 0; i < iters; i++) {
-      float iter_loss;
-      int rc = cg_net_forward(net, &iter_loss);
-      if (rc) {
-        free(scores);
-        return rc;
-      }
-      if (s->param->test_compute_loss) loss += iter_loss;
-      size_t idx = 0;
-      for (int j = 0; j < outputs; j++) {
-        cg_blob *b = cg_net_output(net, j);
-        for (size_t k = 0; k < b->count; k++) scores[idx++] += b->data[k];
-      }
-    }
-    for (size_t k = 0; k < total; k++) scores[k] /= iters;
-    loss /= iters;
-    if (s->dp) {
-      float *sums = calloc(total + 2, sizeof(float));
-      for (size_t k = 0; k < total; k++) sums[k] = (float)scores[k];
-      sums[total] = (float)loss;
-      int rc = cg_comm_allreduce_sum(s->opt.comm, sums, total + 1);
-      for (size_t k = 0; k < total; k++) scores[k] = sums[k] / (float)world;
-      loss = sums[total] / (float)world;
-      free(sums);
-      if (rc) {
-        free(scores);
-        return rc;
-      }
+    int rc = cg_net_score(net, iters, s->dp ? s->opt.comm : NULL, scores, &loss, NULL, NULL);
+    if (rc) {
+      free(scores);
+      return rc;
     }
     if (s->param->test_compute_loss) CG_LOG_INFO("Test loss: %g", loss);
     char json[4096];
