@@ -4,13 +4,13 @@
  * files, image lists ("path label" lines), and Caffe's binary protobufs
  * (.caffemodel, .solverstate, .binaryproto). Data files get a line "records: N"
  * followed by the first N (default 5) ids, shapes and labels. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "caffegrid/data.h"
 #include "caffegrid/error.h"
 #include "commands.h"
 #include "data/hdf5_source.h"
@@ -180,11 +180,6 @@ static int inspect_hdf5_list(const char *path, int show) {
   return list_source("hdf5", path, NULL, show);
 }
 
-static bool ends_with(const char *s, size_t n, const char *suffix) {
-  size_t k = strlen(suffix);
-  return n >= k && strncmp(s + n - k, suffix, k) == 0;
-}
-
 /* An image list: "path label" lines (the label the last space-separated integer). */
 static int inspect_image_list(const char *path, const char *text, int show) {
   size_t records = 0;
@@ -284,80 +279,37 @@ static int inspect_protobuf(const char *path, const uint8_t *data, size_t n, int
                   path);
 }
 
-/* Text files: an HDF5 list when every word names an .h5 file, else an image list. */
-static int inspect_text(const char *path, const uint8_t *data, size_t n, int show) {
-  char *text = malloc(n + 1);
-  if (!text) return cg_error(CG_ERR_NOMEM, "out of memory");
-  memcpy(text, data, n);
-  text[n] = 0;
-  bool all_h5 = true, any = false;
-  for (char *p = text; *p && all_h5;) {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    if (!*p) break;
-    size_t len = strcspn(p, " \t\r\n");
-    any = true;
-    all_h5 = ends_with(p, len, ".h5") || ends_with(p, len, ".hdf5") || ends_with(p, len, ".hdf");
-    p += len;
-  }
-  int rc = any && all_h5 ? inspect_hdf5_list(path, show) : inspect_image_list(path, text, show);
-  free(text);
-  return rc;
-}
-
-static bool is_text(const uint8_t *p, size_t n) {
-  if (n == 0) return false;
-  for (size_t i = 0; i < n; i++)
-    if (p[i] == 0 || (p[i] < 0x20 && p[i] != '\n' && p[i] != '\r' && p[i] != '\t')) return false;
-  return true;
+/* A whole file in memory (NUL-terminated), for image lists and protobufs. */
+static int read_whole(const char *path, uint8_t **data, size_t *n) {
+  struct stat st;
+  if (stat(path, &st) != 0) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+  if (st.st_size > (off_t)1 << 31) return cg_error(CG_ERR_UNSUPPORTED, "'%s' is not a known kind of data file", path);
+  *data = malloc((size_t)st.st_size + 1);
+  if (!*data) return cg_error(CG_ERR_NOMEM, "out of memory");
+  FILE *fp = fopen(path, "rb");
+  *n = fp ? fread(*data, 1, (size_t)st.st_size, fp) : 0;
+  if (fp) fclose(fp);
+  (*data)[*n] = 0;
+  return CG_OK;
 }
 
 static int inspect_path(const char *path, int show) {
-  struct stat st;
-  if (stat(path, &st) != 0) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-  if (S_ISDIR(st.st_mode)) {
-    char mdb[4200];
-    snprintf(mdb, sizeof mdb, "%s/data.mdb", path);
-    if (stat(mdb, &st) == 0) return inspect_lmdb(path, show);
-    DIR *d = opendir(path);
-    if (!d) return cg_error(CG_ERR_IO, "cannot open directory '%s': %s", path, strerror(errno));
-    bool seq = false;
-    struct dirent *de;
-    while (!seq && (de = readdir(d))) {
-      if (de->d_name[0] == '.' || de->d_name[0] == '_') continue;
-      char file[4400], magic[3];
-      snprintf(file, sizeof file, "%s/%s", path, de->d_name);
-      FILE *fp = fopen(file, "rb");
-      if (fp) {
-        seq = fread(magic, 1, 3, fp) == 3 && memcmp(magic, "SEQ", 3) == 0;
-        fclose(fp);
-      }
-    }
-    closedir(d);
-    if (seq) return inspect_seqfile_dir(path, show);
-    return cg_error(CG_ERR_UNSUPPORTED, "directory '%s' is neither an LMDB (no data.mdb) nor a directory of SequenceFiles",
-                    path);
+  cg_data_kind kind;
+  int rc = cg_data_kind_of(path, &kind);
+  if (rc) return rc;
+  switch (kind) {
+  case CG_DATA_LMDB: return inspect_lmdb(path, show);
+  case CG_DATA_SEQFILE: return inspect_seqfile(path, show);
+  case CG_DATA_SEQFILE_DIR: return inspect_seqfile_dir(path, show);
+  case CG_DATA_HDF5: return inspect_hdf5(path, show);
+  case CG_DATA_HDF5_LIST: return inspect_hdf5_list(path, show);
+  default: break;
   }
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-  uint8_t head[32] = {0};
-  size_t got = fread(head, 1, sizeof head, fp);
-  fclose(fp);
-  if (got >= 3 && memcmp(head, "SEQ", 3) == 0) return inspect_seqfile(path, show);
-  if (cg_hdf5_is_file(path)) return inspect_hdf5(path, show);
-  /* LMDB's first meta page: magic 0xBEEFC0DE after the 16-byte page header */
-  if (got >= 20 && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe)
-    return inspect_lmdb(path, show);
-  if (st.st_size > (off_t)1 << 31)
-    return cg_error(CG_ERR_UNSUPPORTED, "'%s' is not a known kind of data file", path);
-  uint8_t *data = malloc((size_t)st.st_size + 1);
-  fp = fopen(path, "rb");
-  size_t n = data && fp ? fread(data, 1, (size_t)st.st_size, fp) : 0;
-  if (fp) fclose(fp);
-  if (!data) return cg_error(CG_ERR_NOMEM, "out of memory");
-  int rc;
-  if (n == 0) rc = cg_error(CG_ERR_INVALID, "'%s' is empty", path);
-  else if (is_text(data, n < 65536 ? n : 65536)) rc = inspect_text(path, data, n, show);
-  else rc = inspect_protobuf(path, data, n, show);
+  uint8_t *data = NULL;
+  size_t n = 0;
+  rc = read_whole(path, &data, &n);
+  if (!rc) rc = kind == CG_DATA_IMAGE_LIST ? inspect_image_list(path, (const char *)data, show)
+                                           : inspect_protobuf(path, data, n, show);
   free(data);
   return rc;
 }

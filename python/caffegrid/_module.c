@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caffegrid/data.h"
 #include "caffegrid/environment.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
@@ -145,7 +146,29 @@ static PyObject *get_num_threads(PyObject *self, PyObject *noargs) {
   return PyLong_FromLong(omp_get_max_threads());
 }
 
+/* data_source_type(path) -> "lmdb" | "seqfile" | "hdf5" | "image_list", as the library tells them apart */
+static PyObject *data_source_type(PyObject *self, PyObject *arg) {
+  (void)self;
+  PyObject *path = NULL;
+  if (!PyUnicode_FSConverter(arg, &path)) return NULL;
+  cg_data_kind kind;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = cg_data_kind_of(PyBytes_AS_STRING(path), &kind);
+  Py_END_ALLOW_THREADS
+  PyObject *out = NULL;
+  if (rc) cgpy_raise_status(rc);
+  else if (!cg_data_source_type(kind))
+    cgpy_raise("InvalidArgumentError", "'%s' is not a data source (an LMDB, a SequenceFile or a folder of them, an HDF5 "
+               "file or list, or an image list)", PyBytes_AS_STRING(path));
+  else out = PyUnicode_FromString(cg_data_source_type(kind));
+  Py_DECREF(path);
+  return out;
+}
+
 static PyMethodDef module_methods[] = {
+    {"data_source_type", data_source_type, METH_O,
+     "data_source_type(path) -> str: the source type that reads it (lmdb, seqfile, hdf5, image_list)"},
     {"status_codes", status_codes, METH_NOARGS, "status_codes() -> tuple of (name, value, text): the C library's status list."},
     {"set_log_quiet", set_log_quiet, METH_O, "set_log_quiet(quiet) -> None: silence the library's INFO log lines."},
     {"set_num_threads", set_num_threads, METH_O, "set_num_threads(n) -> None: OpenMP threads for caffegrid's own loops."},

@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 
 import numpy as np
 
+from . import _caffegrid
 from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["CaffeOnSpark"]
@@ -221,9 +222,9 @@ _SOURCE_TYPES = ("lmdb", "image_list", "seqfile", "hdf5")
 
 def source_type(path: str) -> Tuple[str, str]:
     """(source type, location) of a path source: an explicit ``lmdb:`` /
-    ``image_list:`` / ``seqfile:`` / ``hdf5:`` prefix, else an LMDB directory
-    (holding data.mdb), a Hadoop SequenceFile (starting with "SEQ") or an image
-    list ("path label" lines). CaffeOnSpark's ``file:`` prefix is dropped."""
+    ``image_list:`` / ``seqfile:`` / ``hdf5:`` prefix, else what the C library
+    finds the file to be (an LMDB, a SequenceFile or a folder of them, an HDF5
+    file or list, an image list). CaffeOnSpark's ``file:`` prefix is dropped."""
     kind, _, rest = path.partition(":")
     if kind in _SOURCE_TYPES and rest:
         return kind, rest
@@ -231,16 +232,7 @@ def source_type(path: str) -> Tuple[str, str]:
         path = path[len("file://"):]
     elif path.startswith("file:"):
         path = path[len("file:"):]
-    if os.path.isdir(path):
-        if not os.path.exists(os.path.join(path, "data.mdb")):
-            raise InvalidArgumentError(f"{path}: a directory but not an LMDB (no data.mdb)")
-        return "lmdb", path
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(3)
-    except OSError as e:
-        raise InvalidArgumentError(f"{path}: cannot open the source ({e.strerror})") from None
-    return ("seqfile" if magic == b"SEQ" else "image_list"), path
+    return _caffegrid.data_source_type(path), path
 
 
 def _read_path(path: str, partitions: int, shape: Tuple[int, int, int], resize: bool):

@@ -8,6 +8,8 @@ import types
 import numpy as np
 import pytest
 
+import caffegrid
+
 from caffegrid import InvalidArgumentError, UnsupportedError
 from caffegrid import spark as cgspark
 from caffegrid import spark_submit
@@ -56,11 +58,33 @@ def test_bad_rows_name_the_row_and_field(image):
     assert resized.shape == (784,) and not resized.any()
 
 
+def test_source_types_come_from_the_library(tmp_path, shared_data):
+    h5 = shared_data / "caffe_ref" / "hdf5_bvlc_test_data" / "sample_data.h5"
+    assert cgspark.source_type(str(h5)) == ("hdf5", str(h5))
+    listed = tmp_path / "h5_list.txt"  # every word an .h5 file: an HDF5 list, not an image list
+    listed.write_text(f"{h5}\n")
+    assert cgspark.source_type(str(listed)) == ("hdf5", str(listed))
+    images = tmp_path / "images.txt"
+    images.write_text("a.png 0\nb.png 1\n")
+    assert cgspark.source_type(str(images)) == ("image_list", str(images))
+    seq = shared_data / "seqfile" / "warp10-pig" / "test.seq"
+    parts = tmp_path / "parts"  # a folder of SequenceFile parts, as Spark writes them
+    parts.mkdir()
+    (parts / "part-00000").write_bytes(seq.read_bytes())
+    (parts / "_SUCCESS").write_bytes(b"")
+    assert cgspark.source_type(str(seq))[0] == "seqfile" and cgspark.source_type(str(parts))[0] == "seqfile"
+    assert cgspark.source_type(f"image_list:{h5}") == ("image_list", str(h5))  # an explicit prefix wins
+
+
 def test_bad_paths_and_command_lines(tmp_path):
-    with pytest.raises(InvalidArgumentError, match=r"/nowhere/db: cannot open the source"):
+    with pytest.raises(caffegrid.IOError, match=r"cannot open '/nowhere/db': No such file or directory"):
         cgspark.source_type("/nowhere/db")
-    with pytest.raises(InvalidArgumentError, match=r"a directory but not an LMDB \(no data.mdb\)"):
+    with pytest.raises(caffegrid.UnsupportedError, match=r"neither an LMDB \(no data.mdb\) nor a directory of SequenceFiles"):
         cgspark.source_type(str(tmp_path))
+    model = tmp_path / "w.caffemodel"
+    model.write_bytes(b"\x0a\x05LeNet\x00\x01")
+    with pytest.raises(InvalidArgumentError, match=r"w.caffemodel' is not a data source"):
+        cgspark.source_type(str(model))
     net = lenet_spark_prototxt().replace("include { phase: TEST }", 'include { phase: TEST } source_class: "Foo"')
     with pytest.raises(InvalidArgumentError, match=r"s.prototxt: the TRAIN MemoryData layer has no memory_data_param.source"):
         spark_submit.memory_data_source(net, "TRAIN", "s.prototxt")
