@@ -38,6 +38,28 @@ typedef struct cg_net_options {
 /* Builds a net from a parsed and upgraded NetParameter. `param` is borrowed and
  * must outlive the net (cg_net_create_from_file owns its own). */
 int cg_net_create(const struct Caffe__NetParameter *param, const cg_net_options *opt, cg_net **out);
+/* What the host program feeds a phase of a net (the Spark helpers ask this instead of
+ * reading prototxt themselves): the first MemoryData layer that phase includes, by
+ * Caffe's include/exclude rules (level 0, no stages), with its memory_data_param and
+ * transform_param as the library parses them. Strings are copied (truncated to fit). */
+typedef struct cg_memory_data_info {
+  char layer[256];
+  int batch_size, channels, height, width;
+  char source[4096];      /* CaffeOnSpark's memory_data_param.source ("" when absent) */
+  char source_class[256]; /* CaffeOnSpark's layer-level source_class ("" when absent) */
+  bool image_encoded;
+  /* transform_param */
+  float scale;
+  int crop_size;
+  bool mirror, force_color, force_gray;
+  char mean_file[4096];
+  int num_mean_values;
+  float mean_values[4]; /* the first 4 given */
+} cg_memory_data_info;
+/* From a net's text; `source_name` (the user's file) is what errors name: a parse
+ * error with its line, or "no MemoryData layer for phase TRAIN". */
+int cg_net_text_memory_data(const char *text, size_t len, const char *source_name, int phase, cg_memory_data_info *out);
+
 /* Reads a net prototxt (text format, old formats upgraded) and builds it. */
 int cg_net_create_from_file(const char *path, const cg_net_options *opt, cg_net **out);
 void cg_net_free(cg_net *net); /* NULL is a no-op */

@@ -14,6 +14,7 @@
 #include "caffegrid/environment.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "caffegrid/net.h"
 #include "math/threads.h"
 
 static PyObject *errors_module; /* caffegrid._errors, for the exception classes */
@@ -166,7 +167,32 @@ static PyObject *data_source_type(PyObject *self, PyObject *arg) {
   return out;
 }
 
+/* memory_data_info(text, source_name, phase) -> dict: what the library reads of the
+ * MemoryData layer `phase` includes (caffegrid/net.h cg_net_text_memory_data) */
+static PyObject *memory_data_info(PyObject *self, PyObject *args) {
+  (void)self;
+  const char *text, *name;
+  Py_ssize_t len;
+  int phase;
+  if (!PyArg_ParseTuple(args, "s#si", &text, &len, &name, &phase)) return NULL;
+  cg_memory_data_info m;
+  int rc = cg_net_text_memory_data(text, (size_t)len, name, phase, &m);
+  if (rc) return cgpy_raise_status(rc);
+  PyObject *means = PyTuple_New(m.num_mean_values < 4 ? m.num_mean_values : 4);
+  for (int i = 0; means && i < PyTuple_GET_SIZE(means); i++) PyTuple_SET_ITEM(means, i, PyFloat_FromDouble(m.mean_values[i]));
+  if (!means) return NULL;
+  return Py_BuildValue("{s:s,s:i,s:i,s:i,s:i,s:s,s:s,s:O,s:d,s:i,s:O,s:O,s:O,s:s,s:i,s:N}", "layer", m.layer,
+                       "batch_size", m.batch_size, "channels", m.channels, "height", m.height, "width", m.width,
+                       "source", m.source, "source_class", m.source_class, "image_encoded",
+                       m.image_encoded ? Py_True : Py_False, "scale", (double)m.scale, "crop_size", m.crop_size,
+                       "mirror", m.mirror ? Py_True : Py_False, "force_color", m.force_color ? Py_True : Py_False,
+                       "force_gray", m.force_gray ? Py_True : Py_False, "mean_file", m.mean_file, "num_mean_values",
+                       m.num_mean_values, "mean_values", means);
+}
+
 static PyMethodDef module_methods[] = {
+    {"memory_data_info", memory_data_info, METH_VARARGS,
+     "memory_data_info(text, source_name, phase) -> dict: the MemoryData layer a phase feeds, as the library reads it"},
     {"data_source_type", data_source_type, METH_O,
      "data_source_type(path) -> str: the source type that reads it (lmdb, seqfile, hdf5, image_list)"},
     {"status_codes", status_codes, METH_NOARGS, "status_codes() -> tuple of (name, value, text): the C library's status list."},

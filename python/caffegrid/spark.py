@@ -46,64 +46,36 @@ def _strip_comments(text: str) -> str:
     return re.sub(r'#[^\n"]*(?=\n|$)', "", text)
 
 
-def _layer_blocks(net_text: str) -> List[str]:
-    """The text of every top-level ``layer { ... }`` block (braces matched; quotes respected)."""
-    text, blocks = _strip_comments(net_text), []
-    for match in re.finditer(r"\blayers?\s*\{", text):
-        if blocks and match.start() < blocks[-1][1]:
-            continue  # inside the previous block
-        depth, i, quoted = 0, match.end() - 1, False
-        while i < len(text):
-            c = text[i]
-            if c == '"':
-                quoted = not quoted
-            elif not quoted and c == "{":
-                depth += 1
-            elif not quoted and c == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
-        blocks.append((text[match.start():i + 1], i + 1))
-    return [b for b, _ in blocks]
+def memory_data(net_text: str, phase: str, source_name: str = "net") -> Dict[str, Any]:
+    """The MemoryData layer ``phase`` ("TRAIN"/"TEST") feeds, as the C library reads
+    the net (Caffe's include/exclude rules and field syntax): its name,
+    memory_data_param and transform_param. Errors name ``source_name``."""
+    return _caffegrid.memory_data_info(net_text, source_name, 0 if phase == "TRAIN" else 1)
 
 
-def _memory_data_block(net_text: str, phase: str) -> str:
-    """The net's MemoryData layer for ``phase`` ("TRAIN"/"TEST")."""
-    for block in _layer_blocks(net_text):
-        if not re.search(r'\btype\s*:\s*"MemoryData"', block):
-            continue
-        phases = re.findall(r"\binclude\s*\{[^}]*\bphase\s*:\s*(\w+)", block)
-        if phases and phase not in phases:
-            continue
-        return block
-    raise InvalidArgumentError(f"caffegrid.spark: the net has no MemoryData layer for phase {phase}")
+def memory_data_scale(net_text: str, phase: str, source_name: str = "net") -> float:
+    """transform_param.scale of the MemoryData layer ``phase`` feeds (1 when absent).
+    The rest of Caffe's transform_param is refused, not ignored: the Spark path does
+    not apply it yet."""
+    info = memory_data(net_text, phase, source_name)
+    given = [name for name, on in (("mean_file", info["mean_file"]), ("mean_value", info["num_mean_values"]),
+                                   ("crop_size", info["crop_size"]), ("mirror", info["mirror"]),
+                                   ("force_color", info["force_color"]), ("force_gray", info["force_gray"])) if on]
+    if given:
+        raise UnsupportedError(f"caffegrid.spark: {source_name}: transform_param {', '.join(given)} of the {phase} "
+                               f"MemoryData layer '{info['layer']}' is not supported on the Spark path yet (only "
+                               "scale); prepare the pixels before training")
+    return float(info["scale"])
 
 
-def memory_data_scale(net_text: str, phase: str) -> float:
-    """transform_param.scale of the net's MemoryData layer for ``phase`` ("TRAIN"/"TEST"); 1 when absent."""
-    transform = re.search(r"\btransform_param\s*\{([^}]*)\}", _memory_data_block(net_text, phase))
-    if not transform:
-        return 1.0
-    body = transform.group(1)
-    for field in ("mean_file", "mean_value", "crop_size", "mirror: true", "force_color", "force_gray"):
-        if field in body:
-            raise UnsupportedError(f"caffegrid.spark: MemoryData transform_param '{field}' is not supported "
-                                   "(only scale); prepare the pixels before training")
-    scale = re.search(r"\bscale\s*:\s*([-+0-9.eE]+)", body)
-    return float(scale.group(1)) if scale else 1.0
-
-
-def memory_data_shape(net_text: str, phase: str) -> Tuple[int, int, int]:
-    """(channels, height, width) of the net's MemoryData layer for ``phase``."""
-    block = _memory_data_block(net_text, phase)
-    dims = []
+def memory_data_shape(net_text: str, phase: str, source_name: str = "net") -> Tuple[int, int, int]:
+    """(channels, height, width) of the MemoryData layer ``phase`` feeds."""
+    info = memory_data(net_text, phase, source_name)
     for name in ("channels", "height", "width"):
-        match = re.search(rf"\b{name}\s*:\s*(\d+)", block)
-        if not match or int(match.group(1)) <= 0:
-            raise InvalidArgumentError(f"caffegrid.spark: the {phase} MemoryData layer needs memory_data_param.{name}")
-        dims.append(int(match.group(1)))
-    return dims[0], dims[1], dims[2]
+        if info[name] <= 0:
+            raise InvalidArgumentError(f"caffegrid.spark: {source_name}: the {phase} MemoryData layer "
+                                       f"'{info['layer']}' needs memory_data_param.{name}")
+    return info["channels"], info["height"], info["width"]
 
 
 def _field(text: str, name: str) -> Optional[str]:
@@ -111,9 +83,9 @@ def _field(text: str, name: str) -> Optional[str]:
     return match.group(1).strip('"') if match else None
 
 
-def read_solver(path: str) -> Tuple[str, str]:
-    """(solver text, net text) of a solver prototxt; the net path is tried as
-    given, then beside the solver file (as the C library does)."""
+def read_solver_and_net(path: str) -> Tuple[str, str, str]:
+    """(solver text, net text, net path) of a solver prototxt; the net path is tried
+    as given, then beside the solver file (as the C library does)."""
     with open(path) as f:
         solver_text = f.read()
     net = _field(solver_text, "net") or _field(solver_text, "train_net")
@@ -122,7 +94,13 @@ def read_solver(path: str) -> Tuple[str, str]:
     if not os.path.exists(net):
         net = os.path.join(os.path.dirname(os.path.abspath(path)), net)
     with open(net) as f:
-        return solver_text, f.read()
+        return solver_text, f.read(), net
+
+
+def read_solver(path: str) -> Tuple[str, str]:
+    """(solver text, net text) of a solver prototxt (see read_solver_and_net)."""
+    solver_text, net_text, _ = read_solver_and_net(path)
+    return solver_text, net_text
 
 
 def task_solver_text(solver_text: str, net_path: str, max_iter: int, snapshot_prefix: Optional[str] = None,
@@ -576,13 +554,13 @@ class CaffeOnSpark:
         return self._train(source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights)
 
     def _train(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
-        solver_text, net_text = read_solver(solver)
+        solver_text, net_text, net_path = read_solver_and_net(solver)
         max_iter = int(iterations if iterations is not None else (_field(solver_text, "max_iter") or 0))
         if max_iter <= 0:
             raise InvalidArgumentError(f"{solver}: no max_iter to train for (give iterations=)")
-        shape = memory_data_shape(net_text, "TRAIN")
+        shape = memory_data_shape(net_text, "TRAIN", net_path)
         size = int(cluster_size)
-        decoder = RowDecoder(shape, memory_data_scale(net_text, "TRAIN"), self.resize)
+        decoder = RowDecoder(shape, memory_data_scale(net_text, "TRAIN", net_path), self.resize)
         prefix = _field(solver_text, "snapshot_prefix")
         interval = int(_field(solver_text, "snapshot") or 0)
         plan = TrainPlan(solver_text, net_text, max_iter, size, float(timeout), decoder,
@@ -616,7 +594,7 @@ class CaffeOnSpark:
         if not _field(solver_text, "test_interval"):
             raise InvalidArgumentError("caffegrid.spark: train_with_validation needs test_interval in the solver")
         shape = memory_data_shape(net_text, "TEST")
-        batch = int(re.search(r"\bbatch_size\s*:\s*(\d+)", _memory_data_block(net_text, "TEST")).group(1))
+        batch = memory_data(net_text, "TEST")["batch_size"]
         rows = self._rows(validation, plan.size, shape).collect()
         if len(rows) < plan.size:
             raise InvalidArgumentError(f"caffegrid.spark: the validation source has {len(rows)} rows, fewer than "

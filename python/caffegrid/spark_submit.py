@@ -22,7 +22,7 @@ import sys
 from typing import Any, List, Optional
 
 from caffegrid._errors import Error, InvalidArgumentError
-from caffegrid.spark import CaffeOnSpark, _memory_data_block, read_solver
+from caffegrid.spark import CaffeOnSpark, memory_data, read_solver
 
 _PREFIXES = {"LMDB": "lmdb:", "SeqImageDataSource": "seqfile:", "ImageDataFrame": None}
 
@@ -58,19 +58,17 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 def memory_data_source(net_text: str, phase: str, conf: str) -> Any:
     """The source named by the net's MemoryData layer for ``phase``: a path with the
     source kind as prefix, or ("dataframe", path) for CaffeOnSpark's ImageDataFrame."""
-    block = _memory_data_block(net_text, phase)
-    source = re.search(r'\bsource\s*:\s*"([^"]*)"', block)
-    if not source:
+    info = memory_data(net_text, phase, conf)
+    if not info["source"]:
         raise InvalidArgumentError(f"{conf}: the {phase} MemoryData layer has no memory_data_param.source "
                                    "(CaffeOnSpark reads its data from there)")
-    path = source.group(1)
-    kind = re.search(r'\bsource_class\s*:\s*"([^"]*)"', block)
-    if not kind:
+    path = info["source"]
+    if not info["source_class"]:
         return path
-    short = kind.group(1).rsplit(".", 1)[-1]
+    short = info["source_class"].rsplit(".", 1)[-1]
     if short not in _PREFIXES:
-        raise InvalidArgumentError(f"{conf}: source_class '{kind.group(1)}' of the {phase} MemoryData layer is not "
-                                   f"supported (known: {', '.join(_PREFIXES)})")
+        raise InvalidArgumentError(f"{conf}: source_class '{info['source_class']}' of the {phase} MemoryData layer is "
+                                   f"not supported (known: {', '.join(_PREFIXES)})")
     prefix = _PREFIXES[short]
     return ("dataframe", path) if prefix is None else prefix + path.removeprefix("file://").removeprefix("file:")
 

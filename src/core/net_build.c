@@ -33,7 +33,7 @@ static bool state_meets_rule(const cg_net_options *o, const Caffe__NetStateRule 
   return true;
 }
 
-static bool layer_included(const cg_net_options *o, const Caffe__LayerParameter *p) {
+bool cg_net_layer_included(const cg_net_options *o, const Caffe__LayerParameter *p) {
   if (p->n_include) {
     for (size_t i = 0; i < p->n_include; i++)
       if (state_meets_rule(o, p->include[i])) return true;
@@ -405,7 +405,7 @@ int cg_net_create(const Caffe__NetParameter *param, const cg_net_options *opt, c
   cg_net_options filter = net->opt;
   if (opt) filter.stages = opt->stages, filter.num_stages = opt->num_stages;
   for (size_t i = 0; i < param->n_layer; i++)
-    if (layer_included(&filter, param->layer[i])) kept[n++] = param->layer[i];
+    if (cg_net_layer_included(&filter, param->layer[i])) kept[n++] = param->layer[i];
   layer_spec *specs = NULL;
   int num_specs = 0;
   int rc = insert_splits(&net->opt, kept, n, &specs, &num_specs);

@@ -44,4 +44,8 @@ struct cg_net {
   cg_rng rng;
 };
 
+/* Whether a NetState (phase, level, stages of `o`) includes the layer, by its
+ * include/exclude rules as Caffe's Net::StateMeetsRule decides. */
+bool cg_net_layer_included(const cg_net_options *o, const Caffe__LayerParameter *p);
+
 #endif

@@ -20,11 +20,8 @@
 
 static int no_memory(const char *path) { return cg_error(CG_ERR_NOMEM, "out of memory reading '%s'", path); }
 
-int cg_read_net_text(const char *path, Caffe__NetParameter **out) {
-  if (out) *out = NULL;
-  if (!path || !out) return cg_error(CG_ERR_INVALID, "cg_read_net_text: missing argument");
-  ProtobufCMessage *m;
-  int rc = cg_text_parse_file(&caffe__net_parameter__descriptor, path, &m);
+/* A parsed net text (rc, m from the text parser) checked and upgraded as Caffe upgrades it. */
+static int finish_net_text(int rc, ProtobufCMessage *m, const char *path, Caffe__NetParameter **out) {
   if (rc) {
     /* V0 nets put a `layer {}` block inside each `layers {}`; say so plainly. */
     if (strstr(cg_error_message(), "message 'caffe.V1LayerParameter' has no field 'layer'")) {
@@ -43,6 +40,22 @@ int cg_read_net_text(const char *path, Caffe__NetParameter **out) {
   }
   *out = net;
   return 0;
+}
+
+int cg_read_net_text(const char *path, Caffe__NetParameter **out) {
+  if (out) *out = NULL;
+  if (!path || !out) return cg_error(CG_ERR_INVALID, "cg_read_net_text: missing argument");
+  ProtobufCMessage *m = NULL;
+  int rc = cg_text_parse_file(&caffe__net_parameter__descriptor, path, &m);
+  return finish_net_text(rc, m, path, out);
+}
+
+int cg_parse_net_text(const char *text, size_t len, const char *name, Caffe__NetParameter **out) {
+  if (out) *out = NULL;
+  if (!text || !out) return cg_error(CG_ERR_INVALID, "cg_parse_net_text: missing argument");
+  ProtobufCMessage *m = NULL;
+  int rc = cg_text_parse(&caffe__net_parameter__descriptor, text, len, name ? name : "net", &m);
+  return finish_net_text(rc, m, name ? name : "net", out);
 }
 
 /* Caffe's snapshot_prefix defaults: the solver path without its extension, or, when

@@ -15,6 +15,8 @@
  * caller frees it with protobuf_c_message_free_unpacked(&(*out)->base, NULL)), or
  * returns a negative cg_status with *out NULL and a message naming path:line:col. */
 int cg_read_net_text(const char *path, Caffe__NetParameter **out);
+/* The same from text in memory; `name` (the user's file) is what messages name. */
+int cg_parse_net_text(const char *text, size_t len, const char *name, Caffe__NetParameter **out);
 
 /* Parses a prototxt solver and applies cg_upgrade_solver; then, as Caffe does, a
  * missing snapshot_prefix becomes the solver's path without extension, and a

@@ -96,3 +96,32 @@ def test_bad_paths_and_command_lines(tmp_path):
     assert args.train and args.features == "ip1" and args.clusterSize == 2 and args.outputFormat == "json"
     with pytest.raises(SystemExit):
         spark_submit.parse_args(["-features", "ip1", "-conf", "s.prototxt", "-output", "o"])  # no -model
+
+
+def test_spark_helpers_read_the_net_through_the_library():
+    """exclude { phase: TEST } and mirror:true (no space) are read as Caffe reads them,
+    and errors name the user's file and line: the C parser answers, not regexes."""
+    net = lenet_spark_prototxt()
+    train_layer = 'layer { name: "data" type: "MemoryData" top: "data" top: "label" include { phase: TRAIN }'
+    assert train_layer in net
+    # the TRAIN layer written with exclude instead of include, and a second TRAIN-only layer before it that
+    # a TEST query must pass over
+    net = net.replace(train_layer, 'layer { name: "train_data" type: "MemoryData" top: "data" top: "label" '
+                                    'exclude { phase: TEST }')
+    info = cgspark.memory_data(net, "TRAIN", "lenet.prototxt")
+    assert info["layer"] == "train_data" and info["batch_size"] == 64
+    assert (info["channels"], info["height"], info["width"]) == (1, 28, 28)
+    assert cgspark.memory_data(net, "TEST", "lenet.prototxt")["layer"] == "data"  # the excluded one passed over
+    assert cgspark.memory_data_scale(net, "TRAIN") == pytest.approx(0.00390625)
+    mirrored = net.replace("transform_param { scale: 0.00390625 }",
+                           "transform_param { scale: 0.00390625 mirror:true crop_size:24 mean_value: 33 }", 1)
+    info = cgspark.memory_data(mirrored, "TRAIN", "lenet.prototxt")
+    assert info["mirror"] and info["crop_size"] == 24 and info["mean_values"] == (33.0,)
+    with pytest.raises(UnsupportedError, match=r"lenet.prototxt: transform_param mean_value, crop_size, mirror of the "
+                                               r"TRAIN MemoryData layer 'train_data' is not supported"):
+        cgspark.memory_data_scale(mirrored, "TRAIN", "lenet.prototxt")
+    with pytest.raises(caffegrid.ParseError, match=r"lenet.prototxt:2:\d+: .*has no field 'scal'"):
+        cgspark.memory_data("name: 'x'\nlayer { name: 'd' type: 'MemoryData' transform_param { scal: 1 } }",
+                            "TRAIN", "lenet.prototxt")
+    with pytest.raises(caffegrid.NotFoundError, match=r"lenet.prototxt: no MemoryData layer for phase TEST"):
+        cgspark.memory_data(net.replace('include { phase: TEST }', 'include { phase: TRAIN }'), "TEST", "lenet.prototxt")
