@@ -237,6 +237,51 @@ static void test_solver_file_net(const char *dir) {
   CHECK_STR_CONTAINS(cg_error_message(), other);
 }
 
+/* A solver's text read by the library for a host program (fields written Caffe's ways),
+ * and built from text with the options' overrides of its fields. */
+static void test_solver_text_and_overrides(const char *dir) {
+  const char *text = "# a comment\nnet:'gone/net.prototxt' max_iter:70 snapshot: 5 test_iter: [4] test_interval: 10\n"
+                     "test_initialization: false iter_size: 2 base_lr: 0.1 lr_policy: 'fixed'\n";
+  cg_solver_info info;
+  CHECK_EQ_INT(cg_solver_text_info(text, strlen(text), "/data/user/lenet_solver.prototxt", &info), 0);
+  CHECK(strcmp(info.net, "gone/net.prototxt") == 0);
+  CHECK(strcmp(info.snapshot_prefix, "/data/user/lenet_solver") == 0); /* Caffe's default, from the file name */
+  CHECK(info.max_iter == 70 && info.snapshot == 5 && info.test_iter == 4 && info.test_interval == 10);
+  CHECK(info.iter_size == 2 && !info.test_initialization);
+  const char *bad = "max_iter: 7\nbase_lr: 'fast'\n";
+  CHECK(cg_solver_text_info(bad, strlen(bad), "user_solver.prototxt", &info) != 0);
+  CHECK_STR_CONTAINS(cg_error_message(), "user_solver.prototxt:2:");
+  /* the same text built with its net replaced, no tests, no interval snapshots, 3 iterations */
+  char net[512], prefix[512];
+  snprintf(net, sizeof net, "%s/tiny_net.prototxt", dir); /* written by test_apply_update */
+  snprintf(prefix, sizeof prefix, "%s/override", dir);
+  cg_solver_options opt = {.world_size = 1, .no_metrics = true, .net_path = net, .snapshot_prefix = prefix,
+                           .solver_max_iter = 3, .no_interval_snapshots = true, .no_testing = true};
+  cg_solver *s = NULL;
+  int rc = cg_solver_create_from_text(text, strlen(text), "/data/user/lenet_solver.prototxt", &opt, &s);
+  CHECK_MSG(rc == 0, "from text: %s", cg_error_message());
+  if (!rc) {
+    CHECK_EQ_INT(cg_solver_num_test_nets(s), 0);
+    CHECK_EQ_INT(cg_solver_solve(s), 0);
+    CHECK_EQ_INT(cg_solver_iter(s), 3); /* max_iter 3, and no snapshot at 5 to reach */
+    char path[600];
+    snprintf(path, sizeof path, "%s_iter_3.caffemodel", prefix); /* snapshot_after_train, at the new prefix */
+    CHECK(access(path, F_OK) == 0);
+    cg_solver_free(s);
+  }
+  cg_solver_options one_test = {.world_size = 1, .no_metrics = true, .net_path = net, .test_iter = 2};
+  rc = cg_solver_create_from_text(text, strlen(text), "/data/user/lenet_solver.prototxt", &one_test, &s);
+  CHECK_MSG(rc == 0, "with test_iter: %s", cg_error_message());
+  if (!rc) {
+    CHECK_EQ_INT(cg_solver_num_test_nets(s), 1);
+    cg_solver_free(s);
+  }
+  /* without the net override, the missing net is named as the user wrote it */
+  cg_solver_options plain = {.world_size = 1, .no_metrics = true};
+  CHECK(cg_solver_create_from_text(text, strlen(text), "/data/user/lenet_solver.prototxt", &plain, &s) != 0);
+  CHECK_STR_CONTAINS(cg_error_message(), "gone/net.prototxt");
+}
+
 int main(void) {
   char dir[] = "/tmp/cg_solvers_XXXXXX";
   if (!mkdtemp(dir)) return 1;
@@ -247,6 +292,7 @@ int main(void) {
   test_apply_update(dir, false, 3); /* gradients of 3 identical passes, averaged: the same step */
   test_bad_solvers(dir);
   test_solver_file_net(dir);
+  test_solver_text_and_overrides(dir);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd)) fprintf(stderr, "cannot clean %s\n", dir);

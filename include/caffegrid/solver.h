@@ -30,11 +30,36 @@ typedef struct cg_solver_options {
   const char *final_model;   /* CaffeOnSpark's -model: where the final weights go */
   bool progress;             /* draw a progress bar on a terminal */
   bool no_metrics;           /* do not write PREFIX_metrics.jsonl */
+  /* Overrides of the solver file's own fields (how the Spark tasks run a user's solver):
+   * each applied as if the file said so, before anything is built. */
+  const char *net_path;      /* the net trained and tested: replaces net / train_net (NULL: as written) */
+  const char *snapshot_prefix; /* replaces snapshot_prefix (NULL: as written) */
+  long solver_max_iter;      /* > 0 replaces max_iter (the learning-rate policy sees it too) */
+  bool no_interval_snapshots; /* snapshot: 0 */
+  bool no_testing;           /* no test nets: test_iter, test_net and test_interval dropped */
+  int test_iter;             /* > 0 replaces test_iter (one test net of the train net) */
 } cg_solver_options;
+
+/* The fields of a solver file a host program plans with, read by the library's
+ * parser (so `field:value` spellings, comments and deprecated fields are Caffe's).
+ * Strings are copied (truncated to fit). */
+typedef struct cg_solver_info {
+  char net[4096];            /* net, else train_net, as written ("" when neither) */
+  char snapshot_prefix[4096]; /* after Caffe's defaulting from the file name */
+  long max_iter;
+  int snapshot, test_interval, iter_size, test_iter; /* test_iter: the first one, 0 when none */
+  bool test_initialization;
+} cg_solver_info;
+/* From a solver's text; `source_name` (the user's file) is what errors name. */
+int cg_solver_text_info(const char *text, size_t len, const char *source_name, cg_solver_info *out);
 
 /* Reads a solver prototxt (upgraded as Caffe does) and builds its nets. Relative
  * net paths are tried as given, then beside the solver file. */
 int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, cg_solver **out);
+/* The same from the solver's text (shipped to a worker); `source_name` is the user's
+ * file, which messages name and relative paths are resolved against. */
+int cg_solver_create_from_text(const char *text, size_t len, const char *source_name, const cg_solver_options *opt,
+                               cg_solver **out);
 /* The net file a solver prototxt trains and tests (its `net`, else `train_net`, else
  * its first `test_net`), found as the solver finds it: as written when that exists,
  * else beside the solver file. *net_path is malloc'd; *test_iter gets the solver's

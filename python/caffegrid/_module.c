@@ -15,6 +15,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
+#include "caffegrid/solver.h"
 #include "math/threads.h"
 
 static PyObject *errors_module; /* caffegrid._errors, for the exception classes */
@@ -190,7 +191,26 @@ static PyObject *memory_data_info(PyObject *self, PyObject *args) {
                        m.num_mean_values, "mean_values", means);
 }
 
+/* solver_info(text, source_name) -> dict: the solver fields a host program plans with
+ * (caffegrid/solver.h cg_solver_text_info) */
+static PyObject *solver_info(PyObject *self, PyObject *args) {
+  (void)self;
+  const char *text, *name;
+  Py_ssize_t len;
+  if (!PyArg_ParseTuple(args, "s#s", &text, &len, &name)) return NULL;
+  cg_solver_info s;
+  int rc = cg_solver_text_info(text, (size_t)len, name, &s);
+  if (rc) return cgpy_raise_status(rc);
+  return Py_BuildValue("{s:s,s:s,s:l,s:i,s:i,s:i,s:i,s:O}", "net", s.net, "snapshot_prefix", s.snapshot_prefix,
+                       "max_iter", s.max_iter, "snapshot", s.snapshot, "test_interval", s.test_interval, "iter_size",
+                       s.iter_size, "test_iter", s.test_iter, "test_initialization",
+                       s.test_initialization ? Py_True : Py_False);
+}
+
 static PyMethodDef module_methods[] = {
+    {"solver_info", solver_info, METH_VARARGS,
+     "solver_info(text, source_name) -> dict: net, snapshot_prefix, max_iter, snapshot, test_interval, iter_size, "
+     "test_iter, test_initialization as the library reads them"},
     {"memory_data_info", memory_data_info, METH_VARARGS,
      "memory_data_info(text, source_name, phase) -> dict: the MemoryData layer a phase feeds, as the library reads it"},
     {"data_source_type", data_source_type, METH_O,

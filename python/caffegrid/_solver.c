@@ -20,21 +20,33 @@ static void solver_dealloc(SolverHandle *self) {
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* SolverHandle(path, comm=None, *, text=None, net_path=None, snapshot_prefix=None, max_iter=0,
+ * no_interval_snapshots=False, no_testing=False, test_iter=0): the solver file at `path`, or its
+ * `text` (then `path` names it in messages), with cg_solver_options' overrides */
 static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"path", "comm", NULL};
+  static char *kwlist[] = {"path", "comm", "text", "net_path", "snapshot_prefix", "max_iter", "no_interval_snapshots",
+                           "no_testing", "test_iter", NULL};
   PyObject *path = NULL, *comm = Py_None;
+  const char *text = NULL, *net_path = NULL, *snapshot_prefix = NULL;
+  Py_ssize_t text_len = 0;
+  long max_iter = 0;
+  int no_snapshots = 0, no_testing = 0, test_iter = 0;
   if (self->solver) {
     cgpy_raise("InvalidArgumentError", "SolverHandle is already initialised");
     return -1;
   }
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O", kwlist, PyUnicode_FSConverter, &path, &comm)) return -1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O$z#zzlppi", kwlist, PyUnicode_FSConverter, &path, &comm, &text,
+                                   &text_len, &net_path, &snapshot_prefix, &max_iter, &no_snapshots, &no_testing,
+                                   &test_iter))
+    return -1;
   if (comm != Py_None && !PyObject_TypeCheck(comm, &CommHandle_Type)) {
     Py_DECREF(path);
     cgpy_raise("InvalidArgumentError", "SolverHandle: comm must be a CommHandle or None");
     return -1;
   }
   const char *p = PyBytes_AS_STRING(path);
-  cg_solver_options opt = {0};
+  cg_solver_options opt = {.net_path = net_path, .snapshot_prefix = snapshot_prefix, .solver_max_iter = max_iter,
+                           .no_interval_snapshots = no_snapshots, .no_testing = no_testing, .test_iter = test_iter};
   if (comm != Py_None) opt.comm = ((CommHandle *)comm)->comm;
   if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
     Py_DECREF(path);
@@ -45,7 +57,8 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   int rc;
   cgpy_prepare_threads();
   Py_BEGIN_ALLOW_THREADS
-  rc = cg_solver_create_from_file(p, &opt, &solver);
+  rc = text ? cg_solver_create_from_text(text, (size_t)text_len, p, &opt, &solver)
+            : cg_solver_create_from_file(p, &opt, &solver);
   Py_END_ALLOW_THREADS
   Py_DECREF(path);
   if (rc) {

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -41,10 +40,6 @@ from . import _caffegrid
 from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["CaffeOnSpark"]
-
-def _strip_comments(text: str) -> str:
-    return re.sub(r'#[^\n"]*(?=\n|$)', "", text)
-
 
 def memory_data(net_text: str, phase: str, source_name: str = "net") -> Dict[str, Any]:
     """The MemoryData layer ``phase`` ("TRAIN"/"TEST") feeds, as the C library reads
@@ -78,9 +73,11 @@ def memory_data_shape(net_text: str, phase: str, source_name: str = "net") -> Tu
     return info["channels"], info["height"], info["width"]
 
 
-def _field(text: str, name: str) -> Optional[str]:
-    match = re.search(rf"^\s*{name}\s*:\s*(\S+)", _strip_comments(text), re.M)
-    return match.group(1).strip('"') if match else None
+def solver_info(solver_text: str, source_name: str = "solver") -> Dict[str, Any]:
+    """The solver fields the Spark helpers plan with (net, snapshot_prefix, max_iter,
+    snapshot, test_interval, iter_size, test_iter, test_initialization), as the C
+    library reads them. Errors name ``source_name``."""
+    return _caffegrid.solver_info(solver_text, source_name)
 
 
 def read_solver_and_net(path: str) -> Tuple[str, str, str]:
@@ -88,8 +85,8 @@ def read_solver_and_net(path: str) -> Tuple[str, str, str]:
     as given, then beside the solver file (as the C library does)."""
     with open(path) as f:
         solver_text = f.read()
-    net = _field(solver_text, "net") or _field(solver_text, "train_net")
-    if net is None:
+    net = solver_info(solver_text, path)["net"]
+    if not net:
         raise UnsupportedError(f"{path}: caffegrid.spark needs a solver with a 'net:' file (net_param is not supported)")
     if not os.path.exists(net):
         net = os.path.join(os.path.dirname(os.path.abspath(path)), net)
@@ -101,28 +98,6 @@ def read_solver(path: str) -> Tuple[str, str]:
     """(solver text, net text) of a solver prototxt (see read_solver_and_net)."""
     solver_text, net_text, _ = read_solver_and_net(path)
     return solver_text, net_text
-
-
-def task_solver_text(solver_text: str, net_path: str, max_iter: int, snapshot_prefix: Optional[str] = None,
-                     test_iter: Optional[int] = None) -> str:
-    """The solver as each task runs it: its net file and max_iter as asked.
-    Interval snapshots are kept only with ``snapshot_prefix`` (which replaces the
-    solver's) and test nets only with ``test_iter`` (validation); otherwise only
-    the final model is written."""
-    drop = ["net", "train_net", "max_iter", "test_iter"]
-    if snapshot_prefix is None:
-        drop += ["snapshot"]
-    else:
-        drop += ["snapshot_prefix"]
-    if test_iter is None:
-        drop += ["test_interval", "test_initialization", "test_compute_loss"]
-    keep = [line for line in solver_text.splitlines() if not re.match(r"\s*(" + "|".join(drop) + r")\s*:", line)]
-    extra = [f'net: "{net_path}"', f"max_iter: {max_iter}"]
-    if snapshot_prefix is not None:
-        extra.append(f'snapshot_prefix: "{snapshot_prefix}"')
-    if test_iter is not None:
-        extra.append(f"test_iter: {test_iter}")
-    return "\n".join(keep + extra) + "\n"
 
 
 def sample_array(value: Any, sample: int, scale: float) -> np.ndarray:
@@ -276,6 +251,7 @@ def _task_host(ctx: Any) -> str:
 
 class TrainPlan(NamedTuple):
     """What every training task needs, shipped with the task closure."""
+    solver_name: str                 # the user's solver file, which messages name
     solver_text: str
     net_text: str
     max_iter: int
@@ -323,11 +299,10 @@ def _feed_validation(solver: Any, plan: TrainPlan, rank: int) -> None:
     net.feed(None, np.ascontiguousarray(xs[take]).reshape(-1, channels, height, width), ys[take])
 
 
-def _tested_at(solver_text: str, iteration: int) -> bool:
-    """Whether Caffe's solver tests at the start of ``iteration``."""
-    interval = int(_field(solver_text, "test_interval") or 0)
-    initial = (_field(solver_text, "test_initialization") or "true") == "true"
-    return interval > 0 and iteration % interval == 0 and (iteration > 0 or initial)
+def _tested_at(info: Dict[str, Any], iteration: int) -> bool:
+    """Whether Caffe's solver (``solver_info``) tests at the start of ``iteration``."""
+    interval = info["test_interval"]
+    return interval > 0 and iteration % interval == 0 and (iteration > 0 or info["test_initialization"])
 
 
 def _strided(rdd: Any, size: int) -> Any:
@@ -364,17 +339,21 @@ def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optiona
     rank = ctx.partitionId()
     _use_task_cores(ctx)
     net_path = os.path.join(workdir, "net.prototxt")
-    solver_path = os.path.join(workdir, "solver.prototxt")
     with open(net_path, "w") as f:
         f.write(plan.net_text)
-    with open(solver_path, "w") as f:
-        f.write(task_solver_text(plan.solver_text, net_path, plan.max_iter, plan.snapshot_prefix,
-                                 plan.test_iter * plan.size if plan.validation is not None else None))
+    # the user's solver as the library reads it, with this task's net and iterations: interval
+    # snapshots only with a snapshot_prefix (else the metrics file stays in the task's folder),
+    # test nets only for validation
+    overrides = dict(net_path=net_path, max_iter=plan.max_iter,
+                     snapshot_prefix=plan.snapshot_prefix or os.path.join(workdir, "solver"),
+                     no_interval_snapshots=plan.snapshot_prefix is None, no_testing=plan.validation is None,
+                     test_iter=plan.test_iter * plan.size if plan.validation is not None else 0)
     if plan.snapshot_prefix and rank == 0:
         os.makedirs(os.path.dirname(plan.snapshot_prefix), exist_ok=True)
     listener = caffegrid.TcpListener()
     addresses = ctx.allGather(f"{_task_host(ctx)}:{listener.port}")  # in partition order
-    solver = caffegrid.Solver(solver_path, comm=listener.connect(rank, plan.size, addresses, plan.timeout))
+    solver = caffegrid.Solver(plan.solver_name, comm=listener.connect(rank, plan.size, addresses, plan.timeout),
+                              text=plan.solver_text, **overrides)
     if plan.weights:
         solver.copy_from(plan.weights)
     resumed = _resume_point(ctx, solver, plan)
@@ -395,7 +374,8 @@ def _train_partition(plan: TrainPlan):
         try:
             solver, resumed = _start_solver(ctx, plan, workdir)
             batch, channels, height, width = solver.net.feed_shape(None)
-            iter_size = int(_field(plan.solver_text, "iter_size") or 1)
+            info = solver_info(plan.solver_text, plan.solver_name)
+            iter_size = info["iter_size"]
             batches = cycled_batches(rows, batch * iter_size, channels * height * width, plan.decoder.scale, workdir,
                                      plan.decoder)
             for _ in range(solver.iter):  # the batches the snapshot's iterations consumed
@@ -409,9 +389,9 @@ def _train_partition(plan: TrainPlan):
                 x, y = next(batches)
                 solver.net.feed(None, x.reshape(-1, channels, height, width), y)
                 solver.step(1)
-                if plan.validation is not None and _tested_at(plan.solver_text, iteration):
+                if plan.validation is not None and _tested_at(info, iteration):
                     rounds.append([iteration] + [solver._h.last_test_score(0, o) for o in outputs])
-            if plan.validation is not None and _tested_at(plan.solver_text, plan.max_iter):
+            if plan.validation is not None and _tested_at(info, plan.max_iter):
                 scores = solver.test()[0]  # Caffe's Solve tests once more after the last iteration
                 rounds.append([plan.max_iter] + [scores[o] for o in outputs])
             if rank == 0:
@@ -555,15 +535,15 @@ class CaffeOnSpark:
 
     def _train(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
         solver_text, net_text, net_path = read_solver_and_net(solver)
-        max_iter = int(iterations if iterations is not None else (_field(solver_text, "max_iter") or 0))
+        info = solver_info(solver_text, solver)
+        max_iter = int(iterations if iterations is not None else info["max_iter"])
         if max_iter <= 0:
             raise InvalidArgumentError(f"{solver}: no max_iter to train for (give iterations=)")
         shape = memory_data_shape(net_text, "TRAIN", net_path)
         size = int(cluster_size)
         decoder = RowDecoder(shape, memory_data_scale(net_text, "TRAIN", net_path), self.resize)
-        prefix = _field(solver_text, "snapshot_prefix")
-        interval = int(_field(solver_text, "snapshot") or 0)
-        plan = TrainPlan(solver_text, net_text, max_iter, size, float(timeout), decoder,
+        prefix, interval = info["snapshot_prefix"], info["snapshot"]
+        plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout), decoder,
                          os.path.abspath(prefix) if prefix and interval > 0 else None, snapshot, weights,
                          token=uuid.uuid4().hex)
         outputs: List[str] = []
@@ -591,7 +571,7 @@ class CaffeOnSpark:
     def _validation_plan(self, plan: TrainPlan, validation: Any, solver_text: str, net_text: str):
         """The plan with the validation rows broadcast and test_iter per rank set so
         every rank scores its whole share; and the test net's output names."""
-        if not _field(solver_text, "test_interval"):
+        if not solver_info(solver_text, plan.solver_name)["test_interval"]:
             raise InvalidArgumentError("caffegrid.spark: train_with_validation needs test_interval in the solver")
         shape = memory_data_shape(net_text, "TEST")
         batch = memory_data(net_text, "TEST")["batch_size"]

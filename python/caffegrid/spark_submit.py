@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from typing import Any, List, Optional
 
 from caffegrid._errors import Error, InvalidArgumentError
-from caffegrid.spark import CaffeOnSpark, memory_data, read_solver
+from caffegrid.spark import CaffeOnSpark, memory_data, read_solver, solver_info
 
 _PREFIXES = {"LMDB": "lmdb:", "SeqImageDataSource": "seqfile:", "ImageDataFrame": None}
 
@@ -105,7 +104,7 @@ def run(spark: Any, args: argparse.Namespace) -> None:
 
 
 def _net_file(conf: str, solver_text: str) -> str:
-    net = re.search(r'^\s*(?:net|train_net)\s*:\s*"?([^"\s]+)', solver_text, re.M).group(1)
+    net = solver_info(solver_text, conf)["net"]
     return net if os.path.exists(net) else os.path.join(os.path.dirname(os.path.abspath(conf)), net)
 
 

@@ -88,11 +88,8 @@ static int default_snapshot_prefix(Caffe__SolverParameter *s, const char *path) 
   return 0;
 }
 
-int cg_read_solver_text(const char *path, Caffe__SolverParameter **out) {
-  if (out) *out = NULL;
-  if (!path || !out) return cg_error(CG_ERR_INVALID, "cg_read_solver_text: missing argument");
-  ProtobufCMessage *m;
-  int rc = cg_text_parse_file(&caffe__solver_parameter__descriptor, path, &m);
+/* A parsed solver text upgraded as Caffe upgrades it, with Caffe's default snapshot_prefix. */
+static int finish_solver_text(int rc, ProtobufCMessage *m, const char *path, Caffe__SolverParameter **out) {
   if (rc) return rc;
   Caffe__SolverParameter *s = (Caffe__SolverParameter *)m;
   rc = cg_upgrade_solver(s, path);
@@ -103,6 +100,23 @@ int cg_read_solver_text(const char *path, Caffe__SolverParameter **out) {
   }
   *out = s;
   return 0;
+}
+
+int cg_read_solver_text(const char *path, Caffe__SolverParameter **out) {
+  if (out) *out = NULL;
+  if (!path || !out) return cg_error(CG_ERR_INVALID, "cg_read_solver_text: missing argument");
+  ProtobufCMessage *m = NULL;
+  int rc = cg_text_parse_file(&caffe__solver_parameter__descriptor, path, &m);
+  return finish_solver_text(rc, m, path, out);
+}
+
+int cg_parse_solver_text(const char *text, size_t len, const char *name, Caffe__SolverParameter **out) {
+  if (out) *out = NULL;
+  if (!text || !out) return cg_error(CG_ERR_INVALID, "cg_parse_solver_text: missing argument");
+  ProtobufCMessage *m = NULL;
+  const char *source = name ? name : "solver";
+  int rc = cg_text_parse(&caffe__solver_parameter__descriptor, text, len, source, &m);
+  return finish_solver_text(rc, m, source, out);
 }
 
 /* The whole file in a malloc'd buffer (models are read in one piece anyway). */

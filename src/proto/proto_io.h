@@ -23,6 +23,9 @@ int cg_parse_net_text(const char *text, size_t len, const char *name, Caffe__Net
  * snapshot_prefix naming a directory gets the solver file's stem appended.
  * Ownership as cg_read_net_text. */
 int cg_read_solver_text(const char *path, Caffe__SolverParameter **out);
+/* The same from text in memory; `name` (the user's file) is what messages name and
+ * what Caffe's default snapshot_prefix is made from. */
+int cg_parse_solver_text(const char *text, size_t len, const char *name, Caffe__SolverParameter **out);
 
 /* Reads a whole binary protobuf file as a message of type `desc`; a
  * caffe.NetParameter also gets cg_upgrade_net. Errors name the file, e.g. "'x' is

@@ -105,7 +105,45 @@ static int check_param(const cg_solver *s) {
   return cg_lr_policy_check(p, s->source_name);
 }
 
-int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, cg_solver **out) {
+/* The options' overrides written into the parsed solver (see cg_solver_options). */
+static int apply_overrides(Caffe__SolverParameter *p, const cg_solver_options *o) {
+  if (o->net_path) {
+    char *net = strdup(o->net_path);
+    if (!net) return cg_error(CG_ERR_NOMEM, "out of memory");
+    free(p->net), free(p->train_net);
+    p->train_net = NULL, p->net = net;
+    if (p->net_param) protobuf_c_message_free_unpacked(&p->net_param->base, NULL), p->net_param = NULL;
+    if (p->train_net_param)
+      protobuf_c_message_free_unpacked(&p->train_net_param->base, NULL), p->train_net_param = NULL;
+  }
+  if (o->snapshot_prefix) {
+    char *prefix = strdup(o->snapshot_prefix);
+    if (!prefix) return cg_error(CG_ERR_NOMEM, "out of memory");
+    free(p->snapshot_prefix);
+    p->snapshot_prefix = prefix;
+  }
+  if (o->solver_max_iter > 0) p->max_iter = (int32_t)o->solver_max_iter;
+  if (o->no_interval_snapshots) p->snapshot = 0;
+  if (o->no_testing || o->test_iter > 0) { /* test nets: none, or one of the train net */
+    for (size_t i = 0; i < p->n_test_net; i++) free(p->test_net[i]);
+    for (size_t i = 0; i < p->n_test_net_param; i++) protobuf_c_message_free_unpacked(&p->test_net_param[i]->base, NULL);
+    for (size_t i = 0; i < p->n_test_state; i++) protobuf_c_message_free_unpacked(&p->test_state[i]->base, NULL);
+    p->n_test_net = p->n_test_net_param = p->n_test_state = 0;
+    p->n_test_iter = 0;
+  }
+  if (o->no_testing) {
+    p->test_interval = 0;
+    p->test_initialization = true;
+    p->test_compute_loss = false;
+  } else if (o->test_iter > 0) {
+    if (!p->test_iter) p->test_iter = calloc(1, sizeof *p->test_iter);
+    if (!p->test_iter) return cg_error(CG_ERR_NOMEM, "out of memory");
+    p->test_iter[0] = o->test_iter, p->n_test_iter = 1;
+  }
+  return CG_OK;
+}
+
+static int create_solver(const char *name, const char *text, size_t len, const cg_solver_options *opt, cg_solver **out) {
   *out = NULL;
   cg_solver *s = calloc(1, sizeof *s);
   if (!s) return cg_error(CG_ERR_NOMEM, "out of memory");
@@ -115,8 +153,11 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
     s->opt.world_size = cg_comm_size(s->opt.comm);
   }
   if (s->opt.world_size < 1) s->opt.world_size = 1;
-  s->source_name = strdup(path);
-  int rc = cg_read_solver_text(path, &s->param);
+  s->opt.net_path = s->opt.snapshot_prefix = NULL; /* borrowed: applied to the parameters below, not kept */
+  s->source_name = strdup(name);
+  const char *path = name;
+  int rc = text ? cg_parse_solver_text(text, len, name, &s->param) : cg_read_solver_text(name, &s->param);
+  if (!rc && opt) rc = apply_overrides(s->param, opt);
   if (!rc) rc = check_param(s);
   if (!rc) {
     const char *type = s->param->type ? s->param->type : "SGD";
@@ -151,6 +192,16 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
   CG_LOG_INFO("Solver scaffolding done.");
   *out = s;
   return CG_OK;
+}
+
+int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, cg_solver **out) {
+  return create_solver(path, NULL, 0, opt, out);
+}
+
+int cg_solver_create_from_text(const char *text, size_t len, const char *source_name, const cg_solver_options *opt,
+                               cg_solver **out) {
+  if (!text) return *out = NULL, cg_error(CG_ERR_INVALID, "cg_solver_create_from_text: no text");
+  return create_solver(source_name ? source_name : "solver", text, len, opt, out);
 }
 
 void cg_solver_free(cg_solver *s) {

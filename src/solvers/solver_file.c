@@ -1,5 +1,6 @@
 /* What a solver file names, read without building the solver (see
  * cg_solver_file_net in caffegrid/solver.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,4 +21,21 @@ int cg_solver_file_net(const char *solver_path, char **net_path, long *test_iter
   if (!rc && test_iter && sp->n_test_iter) *test_iter = sp->test_iter[0];
   protobuf_c_message_free_unpacked(&sp->base, NULL);
   return rc;
+}
+
+static void copy_text(char *dst, size_t size, const char *src) { snprintf(dst, size, "%s", src ? src : ""); }
+
+int cg_solver_text_info(const char *text, size_t len, const char *source_name, cg_solver_info *out) {
+  memset(out, 0, sizeof *out);
+  Caffe__SolverParameter *sp = NULL;
+  int rc = cg_parse_solver_text(text, len, source_name ? source_name : "solver", &sp);
+  if (rc) return rc;
+  copy_text(out->net, sizeof out->net, sp->net ? sp->net : sp->train_net);
+  copy_text(out->snapshot_prefix, sizeof out->snapshot_prefix, sp->snapshot_prefix);
+  out->max_iter = sp->max_iter;
+  out->snapshot = sp->snapshot, out->test_interval = sp->test_interval, out->iter_size = sp->iter_size;
+  out->test_iter = sp->n_test_iter ? sp->test_iter[0] : 0;
+  out->test_initialization = sp->test_initialization;
+  protobuf_c_message_free_unpacked(&sp->base, NULL);
+  return CG_OK;
 }

@@ -103,7 +103,9 @@ def reference_in_process(tmp_path, solver_path, images, labels, iterations):
     solver_text, net_text = cgspark.read_solver(str(solver_path))
     net_path = tmp_path / "ref_net.prototxt"
     net_path.write_text(net_text)
-    (tmp_path / "ref_solver.prototxt").write_text(cgspark.task_solver_text(solver_text, str(net_path), iterations))
+    # the solver as the tasks run it: its text with the net, iterations and no snapshots or tests
+    overrides = dict(text=solver_text, net_path=str(net_path), max_iter=iterations,
+                     snapshot_prefix=str(tmp_path / "ref_solver"), no_interval_snapshots=True, no_testing=True)
     listeners = [caffegrid.TcpListener("127.0.0.1") for _ in range(RANKS)]
     addresses = [f"127.0.0.1:{listener.port}" for listener in listeners]
     saved, errors = tmp_path / "ref.caffemodel", []
@@ -111,7 +113,7 @@ def reference_in_process(tmp_path, solver_path, images, labels, iterations):
     def rank(r):
         try:
             comm = listeners[r].connect(r, RANKS, addresses, 60)
-            solver = caffegrid.Solver(str(tmp_path / "ref_solver.prototxt"), comm=comm)
+            solver = caffegrid.Solver(str(solver_path), comm=comm, **overrides)
             rows = [types.SimpleNamespace(data=images[i].tobytes(), label=labels[i])
                     for i in range(r, len(labels), RANKS)]
             spill = tmp_path / f"spill{r}"
