@@ -88,19 +88,11 @@ int cmd_test(int argc, char **argv) {
     fprintf(stderr, "caffegrid test: -iterations must be positive and at most %d\n", INT_MAX);
     return 1;
   }
-  if (cg_flag_get(flags, "gpu")) {
-    fprintf(stderr, "caffegrid test: -gpu was given but this build has no GPU support; run without -gpu for the CPU\n");
-    return 1;
-  }
-  const char *phase = cg_flag_get(flags, "phase");
+  if (cg_flag_refuses_gpu(flags, "test")) return 1;
   cg_net_options opt = {.phase = 1, .level = (int)level, .world_size = 1};
+  if (!cg_flag_phase(flags, 1, "test", &opt.phase)) return 1;
   if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) {
     fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
-    return 1;
-  }
-  if (phase && strcmp(phase, "TRAIN") == 0) opt.phase = 0;
-  else if (phase && strcmp(phase, "TEST") != 0) {
-    fprintf(stderr, "caffegrid test: -phase must be TRAIN or TEST, got '%s'\n", phase);
     return 1;
   }
   char *stage_copy = NULL;

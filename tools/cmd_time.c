@@ -41,12 +41,9 @@ int cmd_time(int argc, char **argv) {
     fprintf(stderr, "caffegrid time: -model NET is required and -iterations must be positive\n");
     return 1;
   }
-  if (cg_flag_get(flags, "gpu")) {
-    fprintf(stderr, "caffegrid time: -gpu was given but this build has no GPU support; run without -gpu for the CPU\n");
-    return 1;
-  }
-  const char *phase = cg_flag_get(flags, "phase");
-  cg_net_options opt = {.phase = phase && strcmp(phase, "TEST") == 0 ? 1 : 0, .world_size = 1, .seed = 1701};
+  if (cg_flag_refuses_gpu(flags, "time")) return 1;
+  cg_net_options opt = {.world_size = 1, .seed = 1701};
+  if (!cg_flag_phase(flags, 0, "time", &opt.phase)) return 1;
   cg_net *net = NULL;
   int rc = cg_env_data_options(&opt.data_threads, &opt.skip_bad_records);
   if (!rc) rc = cg_net_create_from_file(model, &opt, &net);

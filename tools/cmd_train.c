@@ -78,10 +78,7 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "caffegrid train: -solver is required (a solver .prototxt)\n");
     return 1;
   }
-  if (cg_flag_get(flags, "gpu")) {
-    fprintf(stderr, "caffegrid train: -gpu was given but this build has no GPU support; run without -gpu for the CPU\n");
-    return 1;
-  }
+  if (cg_flag_refuses_gpu(flags, "train")) return 1;
   const char *weights = cg_flag_get(flags, "weights"), *snapshot = cg_flag_get(flags, "snapshot");
   if (weights && snapshot) {
     fprintf(stderr, "caffegrid train: give -weights (fine-tune) or -snapshot (resume), not both\n");

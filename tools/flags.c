@@ -66,3 +66,22 @@ void cg_flags_usage(const cg_flag *flags, const char *command, const char *synop
   fprintf(stderr, "usage: caffegrid %s %s\n", command, synopsis);
   for (const cg_flag *f = flags; f->name; f++) fprintf(stderr, "  -%-14s %s\n", f->name, f->help ? f->help : "");
 }
+
+bool cg_flag_phase(const cg_flag *flags, int def, const char *command, int *phase) {
+  const char *v = cg_flag_get(flags, "phase");
+  *phase = def;
+  if (!v) return true;
+  if (strcmp(v, "TRAIN") == 0 || strcmp(v, "TEST") == 0) {
+    *phase = strcmp(v, "TEST") == 0;
+    return true;
+  }
+  fprintf(stderr, "caffegrid %s: -phase must be TRAIN or TEST, got '%s'\n", command, v);
+  return false;
+}
+
+bool cg_flag_refuses_gpu(const cg_flag *flags, const char *command) {
+  if (!cg_flag_get(flags, "gpu")) return false;
+  fprintf(stderr, "caffegrid %s: -gpu was given but this build has no GPU support; run without -gpu for the CPU\n",
+          command);
+  return true;
+}

@@ -20,5 +20,10 @@ const char *cg_flag_get(const cg_flag *flags, const char *name);
 /* Integer value with a default; prints an error and returns false when not a number. */
 bool cg_flag_int(const cg_flag *flags, const char *name, long def, long *out);
 void cg_flags_usage(const cg_flag *flags, const char *command, const char *synopsis);
+/* The flags every command that builds a net shares, checked the same way everywhere. */
+/* -phase TRAIN|TEST into *phase (0/1; `def` when absent); prints an error and returns false otherwise. */
+bool cg_flag_phase(const cg_flag *flags, int def, const char *command, int *phase);
+/* -gpu (any value): this build has none; prints that and returns true, so the command stops. */
+bool cg_flag_refuses_gpu(const cg_flag *flags, const char *command);
 
 #endif
