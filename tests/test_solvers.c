@@ -218,22 +218,25 @@ static void test_solver_file_net(const char *dir) {
   write_text(net, "name: 'n'\n");
   write_text(solver, "net: 'n.prototxt'\ntest_iter: 7\nbase_lr: 0.1\n");
   long test_iter = -1;
-  CHECK_EQ_INT(cg_solver_file_net(solver, &found, &test_iter), 0);
+  CHECK_EQ_INT(cg_solver_file_net(solver, 1, &found, &test_iter), 0);
   CHECK(found && strcmp(found, net) == 0);
   CHECK_EQ_INT(test_iter, 7);
   free(found);
   snprintf(other, sizeof other, "%s/t.prototxt", dir); /* test_net when there is no net; test_iter left alone */
   write_text(other, "test_net: 'n.prototxt'\ntrain_net: 'x.prototxt'\n");
   test_iter = -1;
-  CHECK_EQ_INT(cg_solver_file_net(other, &found, &test_iter), 0);
+  CHECK_EQ_INT(cg_solver_file_net(other, 1, &found, &test_iter), 0);
   CHECK(found && strcmp(found, net) == 0 && test_iter == -1);
   free(found);
+  CHECK_EQ_INT(cg_solver_file_net(other, 0, &found, NULL), 0); /* TRAIN: the train net, as written (missing) */
+  CHECK(found && strcmp(found, "x.prototxt") == 0);
+  free(found);
   write_text(other, "net: 'missing.prototxt'\n"); /* found nowhere: as written, for the caller's message */
-  CHECK_EQ_INT(cg_solver_file_net(other, &found, NULL), 0);
+  CHECK_EQ_INT(cg_solver_file_net(other, 1, &found, NULL), 0);
   CHECK(found && strcmp(found, "missing.prototxt") == 0);
   free(found);
   write_text(other, "base_lr: 0.1\n");
-  CHECK(cg_solver_file_net(other, &found, NULL) != 0 && found == NULL);
+  CHECK(cg_solver_file_net(other, 1, &found, NULL) != 0 && found == NULL);
   CHECK_STR_CONTAINS(cg_error_message(), other);
 }
 

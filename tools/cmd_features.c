@@ -156,7 +156,7 @@ int cmd_features(int argc, char **argv) {
   char *conf_net = NULL;
   if (cg_flag_get(flags, "conf")) {
     long unused = 0;
-    if (cg_solver_file_net(cg_flag_get(flags, "conf"), &conf_net, &unused)) {
+    if (cg_solver_file_net(cg_flag_get(flags, "conf"), 1, &conf_net, &unused)) {
       fprintf(stderr, "caffegrid features: %s\n", cg_error_message());
       return 1;
     }

@@ -63,7 +63,7 @@ int cmd_test(int argc, char **argv) {
   char *conf_net = NULL;
   long conf_iter = 50;
   if (cg_flag_get(flags, "conf")) {
-    if (cg_solver_file_net(cg_flag_get(flags, "conf"), &conf_net, &conf_iter)) {
+    if (cg_solver_file_net(cg_flag_get(flags, "conf"), 1, &conf_net, &conf_iter)) {
       fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
       return 1;
     }

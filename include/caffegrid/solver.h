@@ -60,12 +60,13 @@ int cg_solver_create_from_file(const char *path, const cg_solver_options *opt, c
  * file, which messages name and relative paths are resolved against. */
 int cg_solver_create_from_text(const char *text, size_t len, const char *source_name, const cg_solver_options *opt,
                                cg_solver **out);
-/* The net file a solver prototxt trains and tests (its `net`, else `train_net`, else
- * its first `test_net`), found as the solver finds it: as written when that exists,
- * else beside the solver file. *net_path is malloc'd; *test_iter gets the solver's
- * first test_iter and is left alone when it has none (may be NULL). Errors name the
- * solver file. (CaffeOnSpark's commands name a solver where Caffe's name a net.) */
-int cg_solver_file_net(const char *solver_path, char **net_path, long *test_iter);
+/* The net file a solver prototxt names for a phase (TRAIN, 0: its `net`, else
+ * `train_net`; TEST, 1: its `net`, else its first `test_net`, else `train_net`), found
+ * as the solver finds it: as written when that exists, else beside the solver file.
+ * *net_path is malloc'd; *test_iter gets the solver's first test_iter and is left
+ * alone when it has none (may be NULL). Errors name the solver file. (CaffeOnSpark's
+ * commands name a solver where Caffe's name a net.) */
+int cg_solver_file_net(const char *solver_path, int phase, char **net_path, long *test_iter);
 void cg_solver_free(cg_solver *s);
 
 /* Fine-tuning: copies weights from one or more comma-separated .caffemodel files. */

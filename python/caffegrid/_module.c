@@ -207,7 +207,25 @@ static PyObject *solver_info(PyObject *self, PyObject *args) {
                        s.test_initialization ? Py_True : Py_False);
 }
 
+/* solver_net(solver_path, phase) -> str: the net file the solver names for that phase, resolved
+ * as the solver resolves it (caffegrid/solver.h cg_solver_file_net) */
+static PyObject *solver_net(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *path = NULL;
+  int phase;
+  if (!PyArg_ParseTuple(args, "O&i", PyUnicode_FSConverter, &path, &phase)) return NULL;
+  char *net = NULL;
+  int rc = cg_solver_file_net(PyBytes_AS_STRING(path), phase, &net, NULL);
+  Py_DECREF(path);
+  if (rc) return cgpy_raise_status(rc);
+  PyObject *out = PyUnicode_DecodeFSDefault(net);
+  free(net);
+  return out;
+}
+
 static PyMethodDef module_methods[] = {
+    {"solver_net", solver_net, METH_VARARGS,
+     "solver_net(solver_path, phase) -> str: the net file a solver names for phase 0 (TRAIN) or 1 (TEST)"},
     {"solver_info", solver_info, METH_VARARGS,
      "solver_info(text, source_name) -> dict: net, snapshot_prefix, max_iter, snapshot, test_interval, iter_size, "
      "test_iter, test_initialization as the library reads them"},

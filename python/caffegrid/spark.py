@@ -85,11 +85,9 @@ def read_solver_and_net(path: str) -> Tuple[str, str, str]:
     as given, then beside the solver file (as the C library does)."""
     with open(path) as f:
         solver_text = f.read()
-    net = solver_info(solver_text, path)["net"]
-    if not net:
+    if not solver_info(solver_text, path)["net"]:
         raise UnsupportedError(f"{path}: caffegrid.spark needs a solver with a 'net:' file (net_param is not supported)")
-    if not os.path.exists(net):
-        net = os.path.join(os.path.dirname(os.path.abspath(path)), net)
+    net = _caffegrid.solver_net(path, 0)
     with open(net) as f:
         return solver_text, f.read(), net
 

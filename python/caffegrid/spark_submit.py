@@ -21,7 +21,8 @@ import sys
 from typing import Any, List, Optional
 
 from caffegrid._errors import Error, InvalidArgumentError
-from caffegrid.spark import CaffeOnSpark, memory_data, read_solver, solver_info
+from caffegrid import _caffegrid
+from caffegrid.spark import CaffeOnSpark, memory_data, read_solver
 
 _PREFIXES = {"LMDB": "lmdb:", "SeqImageDataSource": "seqfile:", "ImageDataFrame": None}
 
@@ -79,7 +80,7 @@ def _source(spark: Any, source: Any) -> Any:
 
 
 def run(spark: Any, args: argparse.Namespace) -> None:
-    solver_text, net_text = read_solver(args.conf)
+    _, net_text = read_solver(args.conf)
     cos = CaffeOnSpark(spark, resize=args.resize)
     if args.train:
         train = _source(spark, memory_data_source(net_text, "TRAIN", args.conf))
@@ -87,7 +88,7 @@ def run(spark: Any, args: argparse.Namespace) -> None:
                   weights=args.weights)
         print(f"caffegrid: trained on {args.clusterSize} task(s); final model "
               f"{args.model or '(not written: no -model)'}", file=sys.stderr)
-    net_file = _net_file(args.conf, solver_text)
+    net_file = _net_file(args.conf)
     model = None if args.train else args.model
     if args.test or args.features:
         test = _source(spark, memory_data_source(net_text, "TEST", args.conf))
@@ -103,9 +104,8 @@ def run(spark: Any, args: argparse.Namespace) -> None:
         frame.write.mode("overwrite").format(args.outputFormat).save(args.output)
 
 
-def _net_file(conf: str, solver_text: str) -> str:
-    net = solver_info(solver_text, conf)["net"]
-    return net if os.path.exists(net) else os.path.join(os.path.dirname(os.path.abspath(conf)), net)
+def _net_file(conf: str) -> str:
+    return _caffegrid.solver_net(conf, 1)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
