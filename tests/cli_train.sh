@@ -56,6 +56,23 @@ check "resume from the previous snapshot finishes" test -s "$r/k/lenet_iter_30.c
   "$CAFFEGRID" train -solver solver_k2.prototxt > k3.log 2>&1)
 check "crashed-and-resumed run equals an uninterrupted one" cmp -s "$r/k/lenet_iter_30.caffemodel" "$r/k2/lenet_iter_30.caffemodel"
 
+# 3c. divergence: base_lr 1e6 stops within the first display interval (display 50), naming the iteration and a
+# layer, non-zero, with no snapshot of the NaN weights; -on_nonfinite continue trains on as asked
+(cd "$r" && sed 's|snapshots/lenet|nan/lenet|; s/^base_lr.*/base_lr: 1000000/; s/^snapshot:.*/snapshot: 5/; s/^max_iter.*/max_iter: 60/' \
+  solver.prototxt > solver_nan.prototxt && mkdir -p nan)
+out=$(cd "$r" && "$CAFFEGRID" train -solver solver_nan.prototxt 2>&1); rc=$?
+check "a diverging run stops with an error (exit $rc)" test $rc -ne 0 -a $rc -lt 128
+check "the message says the training went non-finite" grep -q "went non-finite (NaN or infinite)" <<<"$out"
+it=$(sed -n 's/.*solver_nan.prototxt: iteration \([0-9]*\): .* went non-finite.*/\1/p' <<<"$out" | head -n 1)
+check "it stopped within the first display interval (iteration '$it' <= 50)" test -n "$it" -a "${it:-99}" -le 50
+check "the message names a layer" grep -qE "first non-finite values are in layer '[a-z0-9]+' \([A-Za-z]+\)" <<<"$out"
+late=$(ls "$r"/nan/ 2>/dev/null | sed -n 's/^lenet_iter_\([0-9]*\)\.caffemodel$/\1/p' | awk -v it="${it:-0}" '$1 >= it' | head -n 1)
+check "no snapshot at or after the iteration it stopped at (found '$late')" test -z "$late"
+out=$(cd "$r" && "$CAFFEGRID" train -solver solver_nan.prototxt -on_nonfinite continue -iterations 10 2>&1); rc=$?
+check "-on_nonfinite continue trains on (exit $rc)" test $rc -eq 0
+expect_error "-on_nonfinite takes stop or continue" "-on_nonfinite must be stop or continue" \
+  "$CAFFEGRID" train -solver "$r/solver_nan.prototxt" -on_nonfinite ignore
+
 # 4. a real BVLC Caffe snapshot (iteration 10000, deprecated solver_type field) resumes and continues
 if have_data caffe_ref/lenet_yuvval/lenet_iter_10000.solverstate -- 2; then
   y="$WORK/yuvval"

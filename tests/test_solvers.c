@@ -285,6 +285,42 @@ static void test_solver_text_and_overrides(const char *dir) {
   CHECK_STR_CONTAINS(cg_error_message(), "gone/net.prototxt");
 }
 
+/* NaN weights: a step stops with CG_ERR_NONFINITE naming the iteration and the layer, a
+ * snapshot refuses to write them; with continue_on_nonfinite both go on. */
+static void test_nonfinite(const char *dir) {
+  char solver[512], prefix[512], path[600];
+  snprintf(solver, sizeof solver, "%s/nan_solver.prototxt", dir);
+  snprintf(prefix, sizeof prefix, "%s/nan", dir);
+  char text[1024];
+  snprintf(text, sizeof text, "net: '%s/tiny_net.prototxt' base_lr: 0.1 lr_policy: 'fixed' max_iter: 5 display: 0 "
+           "snapshot_prefix: '%s' random_seed: 1", dir, prefix);
+  write_file(solver, text);
+  for (int keep_going = 0; keep_going < 2; keep_going++) {
+    cg_solver_options opt = {.world_size = 1, .no_metrics = true, .continue_on_nonfinite = keep_going};
+    cg_solver *s = NULL;
+    if (cg_solver_create_from_file(solver, &opt, &s) != 0) {
+      CHECK_MSG(0, "solver: %s", cg_error_message());
+      return;
+    }
+    cg_net_param_data(cg_solver_net(s))[0] = NAN; /* ip's first weight */
+    int rc = cg_solver_snapshot(s);
+    snprintf(path, sizeof path, "%s_iter_0.caffemodel", prefix);
+    if (keep_going) {
+      CHECK_EQ_INT(rc, 0);
+      CHECK_EQ_INT(cg_solver_step(s, 1), 0);
+    } else {
+      CHECK_EQ_INT(rc, CG_ERR_NONFINITE);
+      CHECK_STR_CONTAINS(cg_error_message(), "the weights went non-finite");
+      CHECK_STR_CONTAINS(cg_error_message(), "layer 'ip' (InnerProduct): its parameter blob 0");
+      CHECK(access(path, F_OK) != 0);
+      CHECK_EQ_INT(cg_solver_step(s, 1), CG_ERR_NONFINITE);
+      CHECK_STR_CONTAINS(cg_error_message(), "nan_solver.prototxt: iteration 0: the loss went non-finite");
+      CHECK_EQ_INT(cg_solver_iter(s), 0); /* stopped before the update */
+    }
+    cg_solver_free(s);
+  }
+}
+
 int main(void) {
   char dir[] = "/tmp/cg_solvers_XXXXXX";
   if (!mkdtemp(dir)) return 1;
@@ -296,6 +332,7 @@ int main(void) {
   test_bad_solvers(dir);
   test_solver_file_net(dir);
   test_solver_text_and_overrides(dir);
+  test_nonfinite(dir);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd)) fprintf(stderr, "cannot clean %s\n", dir);

@@ -47,6 +47,7 @@ int cmd_train(int argc, char **argv) {
       {"bucket_mb", NULL, false, "gradient megabytes per allreduce bucket (default 4)"},
       {"check_every", NULL, false, "compare weights across ranks every N iterations (default 0: never)"},
       {"devices", NULL, false, "CaffeOnSpark: devices per process (CPU build: must be 1)"},
+      {"on_nonfinite", NULL, false, "stop (default) or continue when the loss, gradients or weights go NaN/infinite"},
       {"gpu", NULL, false, "not available in this build: CPU only"},
       {"train", NULL, true, "CaffeOnSpark's mode flag (accepted)"},
       {"help", NULL, true, "this help"},
@@ -118,6 +119,13 @@ int cmd_train(int argc, char **argv) {
     cg_comm_free(comm);
     return 1;
   }
+  const char *on_nonfinite = cg_flag_get(flags, "on_nonfinite");
+  if (on_nonfinite && strcmp(on_nonfinite, "stop") != 0 && strcmp(on_nonfinite, "continue") != 0) {
+    fprintf(stderr, "caffegrid train: -on_nonfinite must be stop or continue, got '%s'\n", on_nonfinite);
+    cg_comm_free(comm);
+    return 1;
+  }
+  opt.continue_on_nonfinite = on_nonfinite && strcmp(on_nonfinite, "continue") == 0;
   CG_LOG_INFO("Use CPU.");
   if (world > 1) CG_LOG_INFO("Data-parallel training on %d ranks (%s)", world, cg_comm_backend(comm));
   cg_solver *s = NULL;

@@ -25,7 +25,8 @@ CG_API_BEGIN
   X(CG_ERR_UNSUPPORTED, -6, "unsupported")                 \
   X(CG_ERR_NOT_FOUND, -7, "not found")                     \
   X(CG_ERR_CORRUPT, -8, "corrupt data")                    \
-  X(CG_ERR_COMM, -9, "communication error")
+  X(CG_ERR_COMM, -9, "communication error")              \
+  X(CG_ERR_NONFINITE, -10, "non-finite values")
 
 typedef enum {
 #define CG_STATUS_ENUM(name, value, text) name = value,

@@ -30,6 +30,8 @@ typedef struct cg_solver_options {
   const char *final_model;   /* CaffeOnSpark's -model: where the final weights go */
   bool progress;             /* draw a progress bar on a terminal */
   bool no_metrics;           /* do not write PREFIX_metrics.jsonl */
+  bool continue_on_nonfinite; /* train on when the loss, gradients or weights go NaN/infinite (CLI
+                                 -on_nonfinite continue); by default the solver stops with CG_ERR_NONFINITE */
   /* Overrides of the solver file's own fields (how the Spark tasks run a user's solver):
    * each applied as if the file said so, before anything is built. */
   const char *net_path;      /* the net trained and tested: replaces net / train_net (NULL: as written) */

@@ -20,7 +20,7 @@ afterwards, as `caffegrid train` gives each MPI rank its share of the cores; Spa
 tasks take the cores Spark gives them (spark.task.cpus).
 """
 
-from ._errors import (BusyError, CommError, CorruptDataError, DTypeError, Error, InvalidArgumentError,  # noqa: F401
+from ._errors import (BusyError, CommError, CorruptDataError, DTypeError, Error, InvalidArgumentError, NonFiniteError,  # noqa: F401
                       IOError, NotFoundError, OutOfMemoryError, ParseError, ShapeError, UnsupportedError)
 from ._caffegrid import get_math_threads, get_num_threads, set_log_quiet, set_math_threads, set_num_threads  # noqa: F401
 from .comm import Communicator, TcpListener  # noqa: F401
@@ -36,6 +36,6 @@ def set_mode_cpu() -> None:
 
 # IOError is left out of `from caffegrid import *` so it never hides the built-in name.
 __all__ = ["Net", "Blob", "Layer", "Solver", "get_solver", "TcpListener", "Communicator", "TRAIN", "TEST", "Error", "ParseError", "InvalidArgumentError",
-           "ShapeError", "OutOfMemoryError", "UnsupportedError", "NotFoundError", "CorruptDataError", "CommError",
+           "ShapeError", "OutOfMemoryError", "UnsupportedError", "NotFoundError", "CorruptDataError", "CommError", "NonFiniteError",
            "DTypeError", "BusyError", "set_log_quiet", "set_num_threads", "get_num_threads", "set_math_threads", "get_math_threads",
            "set_mode_cpu"]

@@ -7,7 +7,7 @@ so ``except caffegrid.Error`` and ``except OSError`` / ``except ValueError`` bot
 
 __all__ = [
     "Error", "IOError", "ParseError", "InvalidArgumentError", "ShapeError", "OutOfMemoryError",
-    "UnsupportedError", "NotFoundError", "CorruptDataError", "CommError", "DTypeError", "BusyError",
+    "UnsupportedError", "NotFoundError", "CorruptDataError", "CommError", "NonFiniteError", "DTypeError", "BusyError",
 ]
 
 
@@ -77,6 +77,12 @@ class CommError(Error):
     code = -9
 
 
+class NonFiniteError(Error, ArithmeticError):
+    """Training diverged: the loss, gradients or weights became NaN or infinite (CG_ERR_NONFINITE)."""
+
+    code = -10
+
+
 class DTypeError(Error, TypeError):
     """An array has the wrong dtype or type (raised by the Python layer; float32 is required)."""
 
@@ -90,4 +96,4 @@ class BusyError(Error):
 
 
 BY_CODE = {cls.code: cls for cls in (IOError, ParseError, InvalidArgumentError, ShapeError, OutOfMemoryError,
-                                     UnsupportedError, NotFoundError, CorruptDataError, CommError)}
+                                     UnsupportedError, NotFoundError, CorruptDataError, CommError, NonFiniteError)}

@@ -13,6 +13,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "core/paths.h"
+#include "solvers/nonfinite.h"
 #include "proto/proto_io.h"
 #include "solvers/solver_impl.h"
 
@@ -74,6 +75,10 @@ static int write_side_file(const cg_solver *s, const char *path, const uint64_t 
 }
 
 int cg_solver_snapshot(cg_solver *s) {
+  /* never a snapshot of diverged weights: resuming from it would train on NaN (every rank
+   * holds the same weights, so every rank refuses alike) */
+  if (!s->opt.continue_on_nonfinite && !cg_all_finite(cg_net_param_data(s->net), cg_net_param_count(s->net)))
+    return cg_nonfinite_error(s->net, s->source_name, s->iter, "the weights");
   size_t words = 0;
   uint64_t *state = gather_run_state(s, &words);
   if (!state) return cg_error_wrap(CG_ERR_COMM, "snapshot: ");

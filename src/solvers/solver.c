@@ -15,6 +15,7 @@
 #include "math/fpmode.h"
 #include "proto/proto_io.h"
 #include "solvers/lr_policy.h"
+#include "solvers/nonfinite.h"
 #include "solvers/solver_impl.h"
 
 static double now_s(void) {
@@ -399,6 +400,20 @@ static void report_timing(cg_solver *s, int iterations, double seconds, double d
   cg_solver_metrics_line(s, json);
 }
 
+static int check_finite(cg_solver *s, float loss, bool display) {
+  const char *what = NULL;
+  int n = cg_net_num_learnable(s->net);
+  const cg_blob *last = n ? cg_net_learnable(s->net, n - 1, NULL, NULL) : NULL;
+  if (!s->dp && !isfinite(loss)) what = "the loss";
+  else if (last && !cg_all_finite(last->diff, last->count)) what = "the gradient";
+  else if (display && !cg_all_finite(cg_net_param_diff(s->net), cg_net_param_count(s->net))) what = "the gradient";
+  else if (display && !cg_all_finite(cg_net_param_data(s->net), cg_net_param_count(s->net))) what = "the weights";
+  if (!what) return CG_OK;
+  if (!s->opt.continue_on_nonfinite) return cg_nonfinite_error(s->net, s->source_name, s->iter, what);
+  if (display) CG_LOG_WARN("Iteration %d: %s is non-finite; training on (-on_nonfinite continue)", s->iter, what);
+  return CG_OK;
+}
+
 static int solver_step(cg_solver *s, int iters) {
   const Caffe__SolverParameter *p = s->param;
   int start_iter = s->iter, stop_iter = s->iter + iters;
@@ -446,6 +461,10 @@ static int solver_step(cg_solver *s, int iters) {
         rc = cg_dp_check_consistency(s->dp, s->iter);
       if (rc) return rc;
     }
+    /* diverged? The loss (alone; with ranks it is this rank's own) and the last layer's gradient
+     * (summed over the ranks, so every rank decides alike) every iteration, everything at a display */
+    int rc = check_finite(s, loss, display);
+    if (rc) return rc;
     update_smoothed_loss(s, loss, start_iter);
     float rate = cg_lr_policy_rate(p, s->iter, &s->current_step);
     if (display && s->opt.rank == 0) {

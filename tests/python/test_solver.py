@@ -70,3 +70,21 @@ def test_test_nets_and_scores(tmp_path, monkeypatch, mnist_test_lmdb):
     (scores,) = solver.test()
     assert set(scores) == {"accuracy", "loss"} and 0.5 < scores["accuracy"] <= 1.0
     assert solver.iter == 60
+
+
+def test_divergence_raises_nonfinite_error(tmp_path, monkeypatch, mnist_test_lmdb):
+    """base_lr 1e6: step() stops at the iteration the gradients went non-finite, raising
+    caffegrid.NonFiniteError (an ArithmeticError) that names the user's solver and a layer."""
+    work = training_dir(tmp_path / "nan", mnist_test_lmdb)
+    write_solver(work / "solver.prototxt", str(EXAMPLE_NET), max_iter=50, base_lr=1000000, test_interval=1000,
+                 test_iter=5, display=10)
+    monkeypatch.chdir(work)
+    solver = caffegrid.Solver("solver.prototxt")
+    try:
+        solver.step(50)
+        raised = None
+    except caffegrid.NonFiniteError as e:
+        raised = e
+    assert raised is not None and isinstance(raised, ArithmeticError)
+    assert "solver.prototxt: iteration" in str(raised) and "went non-finite" in str(raised) and "layer '" in str(raised)
+    assert solver.iter < 10
