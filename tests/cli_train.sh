@@ -73,6 +73,27 @@ check "-on_nonfinite continue trains on (exit $rc)" test $rc -eq 0
 expect_error "-on_nonfinite takes stop or continue" "-on_nonfinite must be stop or continue" \
   "$CAFFEGRID" train -solver "$r/solver_nan.prototxt" -on_nonfinite ignore
 
+# 3d. SIGTERM (Slurm preemption, YARN) snapshots at the current iteration and stops with exit 0; -snapshot auto resumes
+# there. SIGHUP (Caffe's default: snapshot) snapshots and trains on.
+(cd "$r" && sed 's|snapshots/lenet|sig/lenet|; s/^snapshot:.*/snapshot: 100000/; s/^max_iter.*/max_iter: 100000/; s/^display.*/display: 10/' \
+  solver.prototxt > solver_sig.prototxt && mkdir -p sig)
+(cd "$r" && exec "$CAFFEGRID" train -solver solver_sig.prototxt > sig.log 2>&1) &
+pid=$!
+for _ in $(seq 1 600); do grep -q "Iteration 30, lr" "$r/sig.log" 2>/dev/null && break; sleep 0.1; done
+kill -HUP $pid
+for _ in $(seq 1 100); do grep -q "snapshot requested" "$r/sig.log" && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid; rc=$?
+stopped=$(sed -n 's/.*Iteration \([0-9]*\): stop requested; stopping.*/\1/p' "$r/sig.log")
+check "SIGTERM: exit 0 (got $rc)" test $rc -eq 0
+check "SIGHUP wrote a snapshot and training went on" grep -q "snapshot requested" "$r/sig.log"
+check "SIGTERM stopped at iteration '$stopped' (>= 30) with a snapshot there" test -n "$stopped" -a "${stopped:-0}" -ge 30 -a -s "$r/sig/lenet_iter_${stopped:-x}.caffemodel"
+check "the log says it stopped early" grep -q "Optimization stopped early." "$r/sig.log"
+out=$(cd "$r" && "$CAFFEGRID" train -solver solver_sig.prototxt -snapshot auto -iterations $((stopped + 2)) 2>&1)
+check "-snapshot auto resumes at iteration $stopped" grep -q "at iteration $stopped" <<<"$out"
+expect_error "-sigterm_effect takes snapshot, stop or none" "-sigterm_effect must be snapshot, stop or none" \
+  "$CAFFEGRID" train -solver "$r/solver_sig.prototxt" -sigterm_effect kill
+
 # 4. a real BVLC Caffe snapshot (iteration 10000, deprecated solver_type field) resumes and continues
 if have_data caffe_ref/lenet_yuvval/lenet_iter_10000.solverstate -- 2; then
   y="$WORK/yuvval"

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "flags.h"
 #include "math/threads.h"
+#include "signals.h"
 
 /* Ranks on one machine split its cores: unless the user set OPENBLAS_NUM_THREADS,
  * each rank's BLAS uses (cores it may run on) / (ranks on this node) threads, so
@@ -47,6 +48,9 @@ int cmd_train(int argc, char **argv) {
       {"bucket_mb", NULL, false, "gradient megabytes per allreduce bucket (default 4)"},
       {"check_every", NULL, false, "compare weights across ranks every N iterations (default 0: never)"},
       {"devices", NULL, false, "CaffeOnSpark: devices per process (CPU build: must be 1)"},
+      {"sigint_effect", NULL, false, "snapshot, stop (default: snapshot, then stop) or none on SIGINT (Ctrl-C)"},
+      {"sighup_effect", NULL, false, "snapshot (default), stop or none on SIGHUP"},
+      {"sigterm_effect", NULL, false, "snapshot, stop (default: snapshot, then stop; Slurm/YARN preemption) or none"},
       {"on_nonfinite", NULL, false, "stop (default) or continue when the loss, gradients or weights go NaN/infinite"},
       {"gpu", NULL, false, "not available in this build: CPU only"},
       {"train", NULL, true, "CaffeOnSpark's mode flag (accepted)"},
@@ -126,6 +130,10 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   opt.continue_on_nonfinite = on_nonfinite && strcmp(on_nonfinite, "continue") == 0;
+  if (!cg_signals_install(flags, "train", &opt)) {
+    cg_comm_free(comm);
+    return 1;
+  }
   CG_LOG_INFO("Use CPU.");
   if (world > 1) CG_LOG_INFO("Data-parallel training on %d ranks (%s)", world, cg_comm_backend(comm));
   cg_solver *s = NULL;

@@ -19,6 +19,20 @@ CG_API_BEGIN
 
 typedef struct cg_solver cg_solver;
 
+/* What a host program asks of a running solver (Caffe's SolverAction, plus INTERRUPT):
+ * SNAPSHOT writes a snapshot and trains on; STOP writes a snapshot at the current
+ * iteration and returns (Caffe's early exit); INTERRUPT returns without one. */
+typedef enum cg_solver_action {
+  CG_ACTION_NONE = 0,
+  CG_ACTION_SNAPSHOT = 1,
+  CG_ACTION_STOP = 2,
+  CG_ACTION_INTERRUPT = 3,
+} cg_solver_action;
+/* Asked after every iteration (by the thread running the solver); with several ranks
+ * the strongest request of any rank is what all do, at the same iteration (one small
+ * allreduce per iteration while a poll is set). */
+typedef cg_solver_action (*cg_solver_poll_fn)(void *user);
+
 typedef struct cg_solver_options {
   int data_threads;          /* for the solver's nets: as cg_net_options */
   bool skip_bad_records;     /* for the solver's nets: as cg_net_options */
@@ -30,6 +44,8 @@ typedef struct cg_solver_options {
   const char *final_model;   /* CaffeOnSpark's -model: where the final weights go */
   bool progress;             /* draw a progress bar on a terminal */
   bool no_metrics;           /* do not write PREFIX_metrics.jsonl */
+  cg_solver_poll_fn poll;    /* signals and the like (NULL: none); see cg_solver_action */
+  void *poll_user;
   bool continue_on_nonfinite; /* train on when the loss, gradients or weights go NaN/infinite (CLI
                                  -on_nonfinite continue); by default the solver stops with CG_ERR_NONFINITE */
   /* Overrides of the solver file's own fields (how the Spark tasks run a user's solver):
@@ -89,6 +105,8 @@ int cg_solver_snapshot(cg_solver *s);
 char *cg_solver_latest_snapshot(const cg_solver *s);
 
 int cg_solver_iter(const cg_solver *s);
+/* The action that ended the last step or solve early (CG_ACTION_STOP or _INTERRUPT), else CG_ACTION_NONE. */
+cg_solver_action cg_solver_stopped(const cg_solver *s);
 cg_net *cg_solver_net(cg_solver *s);
 int cg_solver_num_test_nets(const cg_solver *s);
 cg_net *cg_solver_test_net(cg_solver *s, int i);

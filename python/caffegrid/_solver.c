@@ -23,6 +23,16 @@ static void solver_dealloc(SolverHandle *self) {
 /* SolverHandle(path, comm=None, *, text=None, net_path=None, snapshot_prefix=None, max_iter=0,
  * no_interval_snapshots=False, no_testing=False, test_iter=0): the solver file at `path`, or its
  * `text` (then `path` names it in messages), with cg_solver_options' overrides */
+/* Between iterations: Python's signal handlers run (the GIL taken for that moment); one
+ * that raises (Ctrl-C) ends the step at this boundary, and the exception propagates. */
+static cg_solver_action python_poll(void *user) {
+  (void)user;
+  PyGILState_STATE g = PyGILState_Ensure();
+  int raised = PyErr_CheckSignals() < 0;
+  PyGILState_Release(g);
+  return raised ? CG_ACTION_INTERRUPT : CG_ACTION_NONE;
+}
+
 static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"path", "comm", "text", "net_path", "snapshot_prefix", "max_iter", "no_interval_snapshots",
                            "no_testing", "test_iter", NULL};
@@ -46,7 +56,8 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   }
   const char *p = PyBytes_AS_STRING(path);
   cg_solver_options opt = {.net_path = net_path, .snapshot_prefix = snapshot_prefix, .solver_max_iter = max_iter,
-                           .no_interval_snapshots = no_snapshots, .no_testing = no_testing, .test_iter = test_iter};
+                           .no_interval_snapshots = no_snapshots, .no_testing = no_testing, .test_iter = test_iter,
+                           .poll = python_poll};
   if (comm != Py_None) opt.comm = ((CommHandle *)comm)->comm;
   if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
     Py_DECREF(path);
@@ -99,6 +110,7 @@ static PyObject *run_unlocked(SolverHandle *self, const char *what, int (*fn)(cg
   rc = fn(self->solver, arg);
   Py_END_ALLOW_THREADS
   self->busy = 0;
+  if (PyErr_Occurred()) return NULL; /* a signal handler raised (Ctrl-C: KeyboardInterrupt) between iterations */
   if (rc) return cgpy_raise_status(rc);
   Py_RETURN_NONE;
 }

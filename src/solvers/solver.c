@@ -414,6 +414,18 @@ static int check_finite(cg_solver *s, float loss, bool display) {
   return CG_OK;
 }
 
+/* The host's request after an iteration, the same on every rank (the strongest asked). */
+static int poll_action(cg_solver *s, cg_solver_action *action) {
+  *action = CG_ACTION_NONE;
+  if (!s->opt.poll) return CG_OK;
+  cg_solver_action mine = s->opt.poll(s->opt.poll_user);
+  if (!s->dp) return *action = mine, CG_OK;
+  double agreed = (double)mine;
+  int rc = cg_comm_allreduce_max(s->opt.comm, &agreed, 1);
+  *action = (cg_solver_action)(int)agreed;
+  return rc;
+}
+
 static int solver_step(cg_solver *s, int iters) {
   const Caffe__SolverParameter *p = s->param;
   int start_iter = s->iter, stop_iter = s->iter + iters;
@@ -422,6 +434,7 @@ static int solver_step(cg_solver *s, int iters) {
   int timed_from = -1;
   s->loss_count = 0;
   s->smoothed_loss = 0;
+  s->stopped = CG_ACTION_NONE;
   double started = now_s(), last_display = started;
   int last_display_iter = s->iter;
   if (s->dp && !s->weights_synced) {
@@ -487,9 +500,21 @@ static int solver_step(cg_solver *s, int iters) {
     apply_update(s, rate);
     s->iter++;
     draw_progress(s, s->iter - start_iter, iters, started);
-    if (p->snapshot && s->iter % p->snapshot == 0) { /* collective: every rank's run state goes in */
+    bool snapshotted = p->snapshot && s->iter % p->snapshot == 0;
+    if (snapshotted) { /* collective: every rank's run state goes in */
       int rc = cg_solver_snapshot(s);
       if (rc) return rc;
+    }
+    cg_solver_action action = CG_ACTION_NONE;
+    if ((rc = poll_action(s, &action))) return rc;
+    if ((action == CG_ACTION_SNAPSHOT || action == CG_ACTION_STOP) && !snapshotted) {
+      CG_LOG_INFO("Iteration %d: snapshot requested", s->iter);
+      if ((rc = cg_solver_snapshot(s))) return rc;
+    }
+    if (action == CG_ACTION_STOP || action == CG_ACTION_INTERRUPT) {
+      CG_LOG_INFO("Iteration %d: %s requested; stopping", s->iter, action == CG_ACTION_STOP ? "stop" : "interrupt");
+      s->stopped = action;
+      break;
     }
   }
   if (timed_from >= 0) report_timing(s, s->iter - timed_from, now_s() - timing_start, data_wait0, comm0);
@@ -510,6 +535,10 @@ int cg_solver_solve(cg_solver *s) {
   CG_LOG_INFO("Learning Rate Policy: %s", p->lr_policy);
   int rc = s->iter < max_iter ? cg_solver_step(s, (int)(max_iter - s->iter)) : CG_OK;
   if (rc) return rc;
+  if (s->stopped) { /* a STOP has written its snapshot already; an INTERRUPT wants none */
+    CG_LOG_INFO("Optimization stopped early.");
+    return CG_OK;
+  }
   if (p->snapshot_after_train && (!p->snapshot || s->iter % p->snapshot != 0))
     rc = cg_solver_snapshot(s);
   if (rc) return rc;
@@ -530,6 +559,7 @@ int cg_solver_solve(cg_solver *s) {
 }
 
 int cg_solver_iter(const cg_solver *s) { return s->iter; }
+cg_solver_action cg_solver_stopped(const cg_solver *s) { return s->stopped; }
 cg_net *cg_solver_net(cg_solver *s) { return s->net; }
 int cg_solver_num_test_nets(const cg_solver *s) { return s->num_test_nets; }
 cg_net *cg_solver_test_net(cg_solver *s, int i) { return i >= 0 && i < s->num_test_nets ? s->test_nets[i] : NULL; }

@@ -24,6 +24,7 @@ struct cg_solver {
   int history_slots;
   float *history;         /* history_slots * param_count floats */
   int iter, current_step;
+  cg_solver_action stopped; /* what ended the last step early (cg_solver_stopped) */
   float *loss_window;     /* the last average_loss losses, for the smoothed loss */
   int loss_count;
   float smoothed_loss;

@@ -88,3 +88,45 @@ def test_divergence_raises_nonfinite_error(tmp_path, monkeypatch, mnist_test_lmd
     assert raised is not None and isinstance(raised, ArithmeticError)
     assert "solver.prototxt: iteration" in str(raised) and "went non-finite" in str(raised) and "layer '" in str(raised)
     assert solver.iter < 10
+
+
+CTRL_C_SCRIPT = """
+import signal, sys, time
+import caffegrid
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a child of a non-interactive shell may ignore SIGINT
+solver = caffegrid.Solver("solver.prototxt")
+print("ready", flush=True)
+try:
+    solver.step(10000000)
+except KeyboardInterrupt:
+    print(f"interrupted {time.time():.6f} {solver.iter}", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_ctrl_c_interrupts_a_long_step(tmp_path, mnist_test_lmdb):
+    """Ctrl-C during solver.step(10000000) raises KeyboardInterrupt at the next iteration
+    boundary (the C loop runs Python's signal handlers between iterations)."""
+    import os
+    import signal
+    import sys
+    import time
+
+    work = training_dir(tmp_path / "ctrlc", mnist_test_lmdb)
+    write_solver(work / "solver.prototxt", str(EXAMPLE_NET), max_iter=10000000, test_interval=100000000, test_iter=5,
+                 display=0)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    log = open(tmp_path / "ctrlc.log", "w+")
+    child = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], cwd=work, env=env, stdout=subprocess.PIPE,
+                             stderr=log, text=True)
+    ready = child.stdout.readline().strip()
+    time.sleep(1.0)  # well into the step
+    sent = time.time()
+    child.send_signal(signal.SIGINT)
+    line = child.stdout.readline().split() or ["(nothing)"]
+    code = child.wait(timeout=30)
+    log.seek(0)
+    said = log.read()[-2000:]
+    assert ready == "ready" and code == 3, f"exit {code}, stdout {ready!r} {line}, stderr: {said}"
+    assert line[0] == "interrupted" and int(line[2]) > 0, said
+    assert float(line[1]) - sent < 1.0, f"KeyboardInterrupt came {float(line[1]) - sent:.2f} s after Ctrl-C"
