@@ -18,9 +18,10 @@ for f in bin/caffegrid lib/libcaffegrid.a lib/libcaffegrid.so lib/pkgconfig/caff
 done
 # the shared library exports exactly the functions the public headers declare (no internals, no caffe__*)
 nm -D --defined-only "$prefix/lib/libcaffegrid.so" | awk '$2 ~ /^[TtWiD]$/ {print $3}' | sort -u > "$WORK/exported"
-# (environment.h is header-only: its static inline cg_env_* functions are the caller's own)
-ls "$prefix"/include/caffegrid/*.h | grep -v '/environment.h$' | xargs grep -ohE '\bcg_[a-z0-9_]+\s*\(' |
-  sed 's/\s*($//' | sort -u > "$WORK/declared"
+# (environment.h is header-only: its static inline cg_env_* functions are the caller's own; typedef lines
+# name types such as cg_solver_action as the return type of a function pointer, not functions)
+ls "$prefix"/include/caffegrid/*.h | grep -v '/environment.h$' | xargs cat | grep -v '^typedef' |
+  grep -ohE '\bcg_[a-z0-9_]+\s*\(' | sed 's/\s*($//' | sort -u > "$WORK/declared"
 check "libcaffegrid.so exports $(wc -l < "$WORK/exported") functions, exactly the $(wc -l < "$WORK/declared") declared in include/caffegrid: $(diff "$WORK/declared" "$WORK/exported" | grep '^[<>]' | head -5 | tr '\n' ' ')" \
   cmp -s "$WORK/declared" "$WORK/exported"
 check "the installed CLI runs" bash -c "'$prefix/bin/caffegrid' help >/dev/null 2>&1"
