@@ -70,6 +70,12 @@ late=$(ls "$r"/nan/ 2>/dev/null | sed -n 's/^lenet_iter_\([0-9]*\)\.caffemodel$/
 check "no snapshot at or after the iteration it stopped at (found '$late')" test -z "$late"
 out=$(cd "$r" && "$CAFFEGRID" train -solver solver_nan.prototxt -on_nonfinite continue -iterations 10 2>&1); rc=$?
 check "-on_nonfinite continue trains on (exit $rc)" test $rc -eq 0
+# ... and its snapshots hold NaN weights (asked for): scoring them warns instead of printing numbers silently
+# (a train-only net here, so scored in its TRAIN phase)
+out=$(cd "$r" && "$CAFFEGRID" test -model lenet_train_test.prototxt -phase TRAIN -weights nan/lenet_iter_10.caffemodel \
+  -iterations 2 2>&1)
+check "caffegrid test warns about the NaN weights, naming the file" \
+  grep -qE "nan/lenet_iter_10.caffemodel: [0-9]+ weight values are NaN or infinite" <<<"$out"
 expect_error "-on_nonfinite takes stop or continue" "-on_nonfinite must be stop or continue" \
   "$CAFFEGRID" train -solver "$r/solver_nan.prototxt" -on_nonfinite ignore
 

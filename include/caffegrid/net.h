@@ -115,6 +115,9 @@ float cg_net_output_loss_weight(const cg_net *net, int i);
 int cg_net_layer_num_params(const cg_net *net, int i);
 cg_blob *cg_net_layer_param(const cg_net *net, int i, int j);
 
+/* How many parameter values are NaN or infinite (weights of a diverged training). */
+size_t cg_net_nonfinite_params(const cg_net *net);
+
 /* Flat learnable parameters (owners only; shared blobs are views of their owner). */
 size_t cg_net_param_count(const cg_net *net);
 float *cg_net_param_data(cg_net *net);

@@ -1,4 +1,5 @@
 /* Running a built net: forward, backward, accessors and teardown. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -260,4 +261,10 @@ size_t cg_net_rank_records(const cg_net *net) {
     if (l->ops->rank_records) return l->ops->rank_records(l);
   }
   return 0;
+}
+
+size_t cg_net_nonfinite_params(const cg_net *net) {
+  size_t bad = 0;
+  for (size_t i = 0; i < net->param_count; i++) bad += !isfinite(net->param_data[i]);
+  return bad;
 }
