@@ -115,9 +115,10 @@ int cmd_test(int argc, char **argv) {
   int rc = cg_net_create_from_file(model, &opt, &net);
   free(stage_copy);
   if (!rc && weights) rc = cg_net_load_weights(net, weights);
-  if (!rc && weights && cg_net_nonfinite_params(net))
-    CG_LOG_WARN("%s: %zu weight values are NaN or infinite (weights of a diverged training?): the %s will be "
-                "meaningless", weights, cg_net_nonfinite_params(net), "scores");
+  size_t nonfinite = !rc && weights ? cg_net_nonfinite_params(net) : 0;
+  if (nonfinite)
+    CG_LOG_WARN("%s: %zu weight values are NaN or infinite (weights of a diverged training?): the scores will be "
+                "meaningless", weights, nonfinite);
   if (rc) {
     fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
     cg_net_free(net);

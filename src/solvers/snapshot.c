@@ -77,7 +77,7 @@ static int write_side_file(const cg_solver *s, const char *path, const uint64_t 
 int cg_solver_snapshot(cg_solver *s) {
   /* never a snapshot of diverged weights: resuming from it would train on NaN (every rank
    * holds the same weights, so every rank refuses alike) */
-  if (!s->opt.continue_on_nonfinite && !cg_all_finite(cg_net_param_data(s->net), cg_net_param_count(s->net)))
+  if (!s->opt.continue_on_nonfinite && cg_net_nonfinite_params(s->net))
     return cg_nonfinite_error(s->net, s->source_name, s->iter, "the weights");
   size_t words = 0;
   uint64_t *state = gather_run_state(s, &words);

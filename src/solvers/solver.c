@@ -24,7 +24,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-
 static int build_net(cg_solver *s, const char *path, const Caffe__NetParameter *inline_param,
                      const Caffe__NetState *state, int phase, uint64_t seed, cg_net **out) {
   const char *stages[32];
@@ -156,7 +155,6 @@ static int create_solver(const char *name, const char *text, size_t len, const c
   if (s->opt.world_size < 1) s->opt.world_size = 1;
   s->opt.net_path = s->opt.snapshot_prefix = NULL; /* borrowed: applied to the parameters below, not kept */
   s->source_name = strdup(name);
-  const char *path = name;
   int rc = text ? cg_parse_solver_text(text, len, name, &s->param) : cg_read_solver_text(name, &s->param);
   if (!rc && opt) rc = apply_overrides(s->param, opt);
   if (!rc) rc = check_param(s);
@@ -165,7 +163,7 @@ static int create_solver(const char *name, const char *text, size_t len, const c
     s->update = cg_update_rule_find(type, &s->history_slots);
     if (!s->update)
       rc = cg_error(CG_ERR_INVALID, "%s: field 'type': unknown solver type '%s' (known: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam)",
-                    path, type);
+                    name, type);
   }
   uint64_t seed = 0;
   if (!rc) {
@@ -407,7 +405,7 @@ static int check_finite(cg_solver *s, float loss, bool display) {
   if (!s->dp && !isfinite(loss)) what = "the loss";
   else if (last && !cg_all_finite(last->diff, last->count)) what = "the gradient";
   else if (display && !cg_all_finite(cg_net_param_diff(s->net), cg_net_param_count(s->net))) what = "the gradient";
-  else if (display && !cg_all_finite(cg_net_param_data(s->net), cg_net_param_count(s->net))) what = "the weights";
+  else if (display && cg_net_nonfinite_params(s->net)) what = "the weights";
   if (!what) return CG_OK;
   if (!s->opt.continue_on_nonfinite) return cg_nonfinite_error(s->net, s->source_name, s->iter, what);
   if (display) CG_LOG_WARN("Iteration %d: %s is non-finite; training on (-on_nonfinite continue)", s->iter, what);
