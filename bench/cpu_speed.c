@@ -12,7 +12,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/net.h"
 #include "caffegrid/solver.h"
-#include "math/threads.h"
+#include "caffegrid/runtime.h"
 
 static double now_ms(void) {
   struct timespec ts;

@@ -9,9 +9,9 @@
 #include <time.h>
 
 #include "caffegrid/error.h"
-#include "data/prefetch.h"
-#include "data/source.h"
-#include "data/transform.h"
+#include "caffegrid/prefetch.h"
+#include "caffegrid/source.h"
+#include "caffegrid/transform.h"
 
 static double now(void) {
   struct timespec ts;
@@ -63,11 +63,11 @@ int main(int argc, char **argv) {
   snprintf(root, sizeof root, "%s/images/", argv[1]);
   snprintf(lmdb, sizeof lmdb, "%s/caffe_ref/lmdb_jnulzl_32x32/test_lmdb", argv[1]);
 
-  Caffe__TransformationParameter tp = CAFFE__TRANSFORMATION_PARAMETER__INIT;
-  tp.crop_size = 227, tp.mirror = 1, tp.has_scale = 1, tp.scale = 1.0f / 255;
-  cg_transform t;
-  if (cg_transform_init(&t, &tp, true)) die("transform");
-  t.color = CG_COLOR_BGR, t.resize_h = 256, t.resize_w = 256;
+  cg_transform_options tp = {.crop_size = 227, .mirror = true, .scale = 1.0f / 255};
+  cg_transform_options resized = tp;
+  resized.color = CG_COLOR_BGR, resized.resize_height = 256, resized.resize_width = 256;
+  cg_transform *t;
+  if (cg_transform_new(&resized, true, &t)) die("transform");
 
   cg_image_list_options o = {.root_folder = root};
   cg_source *images;
@@ -75,16 +75,16 @@ int main(int argc, char **argv) {
   for (int threads = 0; threads <= 2; threads++)
     printf(
         "| JPEG/PNG files (26 test images, 120x160 to 576x768) -> resize 256x256, crop 227, mirror | %d%s | %.0f |\n",
-        threads, threads ? "" : " (caller)", pipeline(images, &t, 3, 227, 227, threads, 24, 13));
+        threads, threads ? "" : " (caller)", pipeline(images, t, 3, 227, 227, threads, 24, 13));
   cg_source_close(images);
 
-  cg_transform te;
-  if (cg_transform_init(&te, &tp, true)) die("transform");
+  cg_transform *te;
+  if (cg_transform_new(&tp, true, &te)) die("transform");
   cg_source *enc;
   if (cg_source_open("lmdb", argv[2], NULL, &enc)) die(argv[2]);
   for (int threads = 0; threads <= 2; threads++)
     printf("| LMDB of encoded JPEG Datum (256x256, quality 95) -> decode, crop 227, mirror | %d%s | %.0f |\n", threads,
-           threads ? "" : " (caller)", pipeline(enc, &te, 3, 227, 227, threads, 40, 13));
+           threads ? "" : " (caller)", pipeline(enc, te, 3, 227, 227, threads, 40, 13));
   cg_source_close(enc);
 
   cg_source *db;
@@ -101,16 +101,15 @@ int main(int argc, char **argv) {
   double dt = now() - t0;
   printf("| LMDB random-access get: key lookup, value read in place (3x32x32 Datum, %.0f MB/s) | 0 (caller) | %.0f |\n",
          bytes / dt / 1e6, (double)rounds * n / dt);
-  cg_transform plain;
-  Caffe__TransformationParameter tp2 = CAFFE__TRANSFORMATION_PARAMETER__INIT;
-  tp2.has_scale = 1, tp2.scale = 1.0f / 255;
-  cg_transform_init(&plain, &tp2, true);
+  cg_transform *plain;
+  cg_transform_options scaled = {.scale = 1.0f / 255};
+  if (cg_transform_new(&scaled, true, &plain)) die("transform");
   for (int threads = 0; threads <= 2; threads++)
     printf("| LMDB Datum (3x32x32 raw) -> floats, scaled | %d%s | %.0f |\n", threads, threads ? "" : " (caller)",
-           pipeline(db, &plain, 3, 32, 32, threads, 400, 100));
+           pipeline(db, plain, 3, 32, 32, threads, 400, 100));
   cg_source_close(db);
-  cg_transform_free(&t);
-  cg_transform_free(&te);
-  cg_transform_free(&plain);
+  cg_transform_delete(t);
+  cg_transform_delete(te);
+  cg_transform_delete(plain);
   return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "caffegrid/error.h"
 #include "caffegrid/net.h"
+#include "core/net_proto.h"
 #include "data/transform.h"
 #include "fuzz_common.h"
 #include "proto/proto_io.h"

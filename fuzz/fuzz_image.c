@@ -3,7 +3,7 @@
  * mode and the resize. */
 #include <stdint.h>
 
-#include "data/image_decode.h"
+#include "caffegrid/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;

@@ -10,6 +10,7 @@
 
 #include "caffegrid/error.h"
 #include "caffegrid/net.h"
+#include "core/net_proto.h"
 #include "proto/text_format.h"
 #include "proto/upgrade.h"
 

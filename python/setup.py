@@ -32,8 +32,8 @@ extension = Extension(
     "caffegrid._caffegrid",
     sources=sources,
     depends=[LIBRARY, os.path.join("caffegrid", "_ext.h")] + headers,
-    # _data.c reads sources through the library's internal headers (src/data) and its generated caffe.pb-c.h
-    include_dirs=[include, os.path.join(ROOT, "src"), os.path.join(ROOT, BUILD, "gen"), numpy.get_include()],
+    # the module is one of the library's users: its public headers only
+    include_dirs=[include, numpy.get_include()],
     extra_compile_args=["-std=gnu11", "-fopenmp", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
     + (["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if SAN == "1" else []),
     extra_objects=[LIBRARY],

@@ -7,7 +7,7 @@
 #include "check.h"
 #include "caffegrid/error.h"
 #include "core/filler.h"
-#include "core/rng.h"
+#include "caffegrid/rng.h"
 
 static cg_blob *blob4(int n, int c, int h, int w) {
   cg_blob *b = cg_blob_create("w");

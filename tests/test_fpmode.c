@@ -7,6 +7,7 @@
 #include <xmmintrin.h>
 
 #include "caffegrid/net.h"
+#include "core/net_proto.h"
 #include "proto/caffe.pb-c.h"
 #include "caffegrid/environment.h"
 #include "caffegrid/runtime.h"

@@ -17,7 +17,7 @@
 #include "core/layer.h"
 #include "core/net_impl.h"
 #include "data/hdf5_source.h"
-#include "data/source.h"
+#include "caffegrid/source.h"
 #include "proto/text_format.h"
 
 static char shared[1024], tmpdir[256];

@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "core/layer.h"
-#include "core/rng.h"
+#include "caffegrid/rng.h"
 #include "proto/text_format.h"
 
 enum { MAX_BLOBS = 4 };

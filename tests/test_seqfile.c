@@ -13,9 +13,9 @@
 #include "caffegrid/error.h"
 #include "check.h"
 #include "test_data.h"
-#include "data/seqfile.h"
+#include "caffegrid/seqfile.h"
 #include "data/seqfile_source.h"
-#include "data/source.h"
+#include "caffegrid/source.h"
 
 static char shared[1024], tmpdir[256];
 

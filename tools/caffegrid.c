@@ -7,8 +7,8 @@
 
 #include "caffegrid/environment.h"
 #include "commands.h"
-#include "math/threads.h"
-#include "core/atomic_file_hooks.h"
+#include "caffegrid/runtime.h"
+#include "caffegrid/atomic_file.h"
 
 static const struct {
   const char *name;

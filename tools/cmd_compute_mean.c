@@ -6,20 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caffegrid/caffe_files.h"
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "caffegrid/source.h"
+#include "caffegrid/transform.h"
 #include "commands.h"
-#include "data/source.h"
-#include "data/transform.h"
 #include "flags.h"
-#include "proto/proto_io.h"
 
 static int compute_mean(const char *db, const char *out_path) {
   cg_source *src;
   int rc = cg_source_open("lmdb", db, NULL, &src);
   if (rc) return rc;
-  cg_transform t;
-  cg_transform_init(&t, NULL, false);
+  cg_transform *t;
+  rc = cg_transform_new(NULL, false, &t);
+  if (rc) {
+    cg_source_close(src);
+    return rc;
+  }
   cg_pixels px = {0};
   float *sum = NULL;
   size_t n = cg_source_count(src), size = 0;
@@ -30,7 +34,7 @@ static int compute_mean(const char *db, const char *out_path) {
     char where[512];
     if (!rc) {
       snprintf(where, sizeof where, "'%.300s' in %.200s", rec.id, db);
-      rc = cg_transform_load(&t, &rec, &px, where);
+      rc = cg_transform_load(t, &rec, &px, where);
     }
     if (rc) break;
     if (i == 0) {
@@ -54,14 +58,9 @@ static int compute_mean(const char *db, const char *out_path) {
   if (!rc) {
     if (n % 10000 != 0) CG_LOG_INFO("Processed %zu files.", n);
     for (size_t k = 0; k < size; k++) sum[k] /= (float)n;
-    Caffe__BlobProto bp = CAFFE__BLOB_PROTO__INIT;
-    bp.has_num = bp.has_channels = bp.has_height = bp.has_width = 1;
-    bp.num = 1, bp.channels = c, bp.height = h, bp.width = w;
-    bp.n_data = size;
-    bp.data = sum;
     if (out_path) {
       CG_LOG_INFO("Write to %s", out_path);
-      rc = cg_write_binary_atomic(&bp.base, out_path);
+      rc = cg_mean_file_write(out_path, c, h, w, sum);
     }
     if (!rc) {
       CG_LOG_INFO("Number of channels: %d", c);
@@ -75,7 +74,7 @@ static int compute_mean(const char *db, const char *out_path) {
   }
   free(sum);
   cg_pixels_free(&px);
-  cg_transform_free(&t);
+  cg_transform_delete(t);
   cg_source_close(src);
   return rc;
 }

@@ -12,8 +12,8 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "commands.h"
-#include "data/lmdb_writer.h"
-#include "proto/caffe.pb-c.h"
+#include "caffegrid/lmdb_writer.h"
+#include "caffegrid/caffe_files.h"
 
 /* Reads a whole file, gunzipping when it is gzip (zlib reads plain files as they are). */
 static int read_all(const char *path, uint8_t **out, size_t *len) {
@@ -77,20 +77,18 @@ static int convert_mnist(const char *images_path, const char *labels_path, const
   rc = cg_lmdb_writer_open(out_path, &w);
   if (rc) goto done;
   size_t pixels = (size_t)rows * cols;
-  uint8_t *packed = malloc(pixels + 64);
   for (uint32_t i = 0; i < records && !rc; i++) {
-    Caffe__Datum d = CAFFE__DATUM__INIT;
-    d.has_channels = d.has_height = d.has_width = d.has_data = d.has_label = 1;
-    d.channels = 1, d.height = (int)rows, d.width = (int)cols;
-    d.data.data = images + 16 + pixels * i;
-    d.data.len = pixels;
-    d.label = labels[8 + i];
-    size_t len = caffe__datum__pack(&d, packed);
+    cg_datum d = {.channels = 1, .height = (int)rows, .width = (int)cols, .label = labels[8 + i], .has_label = true,
+                  .data = images + 16 + pixels * i, .data_len = pixels};
+    uint8_t *packed;
+    size_t len;
+    rc = cg_datum_pack(&d, &packed, &len);
+    if (rc) break;
     char key[16];
     snprintf(key, sizeof key, "%08u", i);
     rc = cg_lmdb_writer_put(w, key, strlen(key), packed, len);
+    free(packed);
   }
-  free(packed);
   if (rc) cg_lmdb_writer_abort(w);
   else rc = cg_lmdb_writer_close(w);
   if (!rc) CG_LOG_INFO("Processed %u files.", records);

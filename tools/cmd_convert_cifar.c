@@ -14,8 +14,8 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "commands.h"
-#include "data/lmdb_writer.h"
-#include "proto/caffe.pb-c.h"
+#include "caffegrid/lmdb_writer.h"
+#include "caffegrid/caffe_files.h"
 
 enum { CIFAR_SIDE = 32, CIFAR_PIXELS = 3 * 32 * 32, CIFAR_RECORD = 1 + CIFAR_PIXELS, CIFAR_CLASSES = 10 };
 
@@ -54,20 +54,19 @@ static int write_db(const char *path, const batch *batches, int n, size_t *count
   cg_lmdb_writer *w;
   int rc = cg_lmdb_writer_open(path, &w);
   if (rc) return rc;
-  uint8_t packed[CIFAR_RECORD + 64];
   *count = 0;
   for (int f = 0; f < n && !rc; f++) {
     for (size_t at = 0; at < batches[f].len && !rc; at += CIFAR_RECORD) {
-      Caffe__Datum d = CAFFE__DATUM__INIT;
-      d.has_channels = d.has_height = d.has_width = d.has_data = d.has_label = 1;
-      d.channels = 3, d.height = CIFAR_SIDE, d.width = CIFAR_SIDE;
-      d.label = batches[f].data[at];
-      d.data.data = batches[f].data + at + 1;
-      d.data.len = CIFAR_PIXELS;
-      size_t len = caffe__datum__pack(&d, packed);
+      cg_datum d = {.channels = 3, .height = CIFAR_SIDE, .width = CIFAR_SIDE, .label = batches[f].data[at],
+                    .has_label = true, .data = batches[f].data + at + 1, .data_len = CIFAR_PIXELS};
+      uint8_t *packed;
+      size_t len;
+      rc = cg_datum_pack(&d, &packed, &len);
+      if (rc) break;
       char key[32];
       snprintf(key, sizeof key, "%05zu", (*count)++);
       rc = cg_lmdb_writer_put(w, key, strlen(key), packed, len);
+      free(packed);
     }
   }
   if (rc) {

@@ -14,12 +14,12 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "commands.h"
-#include "core/rng.h"
-#include "data/image_decode.h"
-#include "data/lmdb_writer.h"
-#include "data/source.h"
+#include "caffegrid/rng.h"
+#include "caffegrid/image.h"
+#include "caffegrid/lmdb_writer.h"
+#include "caffegrid/source.h"
 #include "flags.h"
-#include "proto/caffe.pb-c.h"
+#include "caffegrid/caffe_files.h"
 
 static bool flag_true(const cg_flag *flags, const char *name) {
   const char *v = cg_flag_get(flags, name);
@@ -48,9 +48,10 @@ typedef struct imageset_options {
   int resize_h, resize_w;
 } imageset_options;
 
-/* One list entry into a packed Datum (*packed, *len; buffers reused). */
+/* One list entry into a packed Datum (*packed, malloc'd, of *len bytes; the image
+ * buffers are reused). */
 static int make_datum(const imageset_options *o, const cg_record *rec, const char *line_path, cg_image *img,
-                      cg_image *resized, uint8_t **packed, size_t *packed_cap, size_t *len, int *height, int *width) {
+                      cg_image *resized, uint8_t **packed, size_t *len, int *height, int *width) {
   cg_color_mode mode = o->gray ? CG_COLOR_GRAY : CG_COLOR_BGR;
   char name[1100];
   snprintf(name, sizeof name, "'%.1024s'", rec->id);
@@ -64,9 +65,7 @@ static int make_datum(const imageset_options *o, const cg_record *rec, const cha
     final = resized;
   }
   *height = final->height, *width = final->width;
-  Caffe__Datum d = CAFFE__DATUM__INIT;
-  d.has_label = true;
-  d.label = (int32_t)rec->label;
+  cg_datum d = {.label = (int)rec->label, .has_label = true};
   uint8_t *encoded = NULL;
   if (o->encoded) {
     char ext[16], enc[16];
@@ -74,37 +73,23 @@ static int make_datum(const imageset_options *o, const cg_record *rec, const cha
     snprintf(enc, sizeof enc, "%s", o->encode_type[0] ? o->encode_type : ext);
     if (!enc[0])
       return cg_error(CG_ERR_INVALID, "'%s': cannot guess the encoding from the name; give --encode_type", rec->id);
-    d.has_encoded = d.encoded = true;
-    d.has_data = true;
+    d.encoded = true;
     if (!resize && same_format(ext, enc)) { /* the file itself, as Caffe's ReadFileToDatum stores it */
-      d.data.data = (uint8_t *)rec->bytes;
-      d.data.len = rec->num_bytes;
+      d.data = rec->bytes;
+      d.data_len = rec->num_bytes;
     } else {
-      size_t n;
-      rc = cg_image_encode(final, enc, &encoded, &n);
+      rc = cg_image_encode(final, enc, &encoded, &d.data_len);
       if (rc) return cg_error_wrap(rc, "'%s': ", rec->id);
-      d.data.data = encoded;
-      d.data.len = n;
+      d.data = encoded;
     }
   } else {
-    d.has_channels = d.has_height = d.has_width = d.has_data = true;
     d.channels = final->channels, d.height = final->height, d.width = final->width;
-    d.data.data = final->data;
-    d.data.len = (size_t) final->channels * final->height * final->width;
+    d.data = final->data;
+    d.data_len = (size_t)final->channels * final->height * final->width;
   }
-  size_t need = caffe__datum__get_packed_size(&d);
-  if (need > *packed_cap) {
-    uint8_t *grown = realloc(*packed, need);
-    if (!grown) {
-      free(encoded);
-      return cg_error(CG_ERR_NOMEM, "out of memory");
-    }
-    *packed = grown;
-    *packed_cap = need;
-  }
-  *len = caffe__datum__pack(&d, *packed);
+  rc = cg_datum_pack(&d, packed, len);
   free(encoded);
-  return CG_OK;
+  return rc;
 }
 
 static int convert_imageset(const char *root, const char *list, const char *out, const imageset_options *o) {
@@ -139,16 +124,16 @@ static int convert_imageset(const char *root, const char *list, const char *out,
     return rc;
   }
   cg_image img = {0}, resized = {0};
-  uint8_t *packed = NULL;
-  size_t packed_cap = 0, root_len = strlen(root), written = 0, skipped = 0;
+  size_t root_len = strlen(root), written = 0, skipped = 0;
   int first_h = 0, first_w = 0;
   for (size_t line_id = 0; line_id < n && !rc; line_id++) {
     cg_record rec;
     rc = cg_source_get(src, order[line_id], &rec);
     const char *line_path = rc ? "" : rec.id + root_len;
+    uint8_t *packed = NULL;
     size_t len = 0;
     int h = 0, wd = 0;
-    if (!rc) rc = make_datum(o, &rec, line_path, &img, &resized, &packed, &packed_cap, &len, &h, &wd);
+    if (!rc) rc = make_datum(o, &rec, line_path, &img, &resized, &packed, &len, &h, &wd);
     if (!rc && o->check_size) {
       if (written == 0)
         first_h = h, first_w = wd;
@@ -156,22 +141,24 @@ static int convert_imageset(const char *root, const char *list, const char *out,
         rc = cg_error(CG_ERR_SHAPE, "'%s' is %dx%d, the first image was %dx%d (--check_size)", rec.id, h, wd, first_h,
                       first_w);
     }
-    if (rc && o->skip_bad) {
+    if (rc) {
+      free(packed);
+      if (!o->skip_bad) break;
       CG_LOG_WARN("skipping a bad image (CAFFEGRID_SKIP_BAD_RECORDS): %s", cg_error_message());
       skipped++;
       rc = CG_OK;
       continue;
     }
-    if (rc) break;
     size_t key_cap = strlen(line_path) + 32;
     char *key = malloc(key_cap);
-    if (!key) {
+    if (key) {
+      int key_len = snprintf(key, key_cap, "%08zu_%s", line_id, line_path);
+      rc = cg_lmdb_writer_put(w, key, (size_t)key_len, packed, len);
+    } else {
       rc = cg_error(CG_ERR_NOMEM, "out of memory");
-      break;
     }
-    int key_len = snprintf(key, key_cap, "%08zu_%s", line_id, line_path);
-    rc = cg_lmdb_writer_put(w, key, (size_t)key_len, packed, len);
     free(key);
+    free(packed);
     if (!rc && ++written % 1000 == 0) CG_LOG_INFO("Processed %zu files.", written);
   }
   if (rc)
@@ -182,7 +169,6 @@ static int convert_imageset(const char *root, const char *list, const char *out,
   if (!rc && skipped) CG_LOG_WARN("skipped %zu bad images of %zu (CAFFEGRID_SKIP_BAD_RECORDS)", skipped, n);
   cg_image_free(&img);
   cg_image_free(&resized);
-  free(packed);
   free(order);
   cg_source_close(src);
   return rc;

@@ -10,7 +10,7 @@
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
 #include "commands.h"
-#include "data/seqfile.h"
+#include "caffegrid/seqfile.h"
 #include "flags.h"
 
 static int read_file(const char *path, uint8_t **buf, size_t *cap, size_t *len) {

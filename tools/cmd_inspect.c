@@ -12,12 +12,12 @@
 
 #include "caffegrid/data.h"
 #include "caffegrid/error.h"
+#include "caffegrid/caffe_files.h"
 #include "commands.h"
-#include "data/hdf5_source.h"
-#include "data/seqfile.h"
-#include "data/source.h"
+#include "caffegrid/hdf5.h"
+#include "caffegrid/seqfile.h"
+#include "caffegrid/source.h"
 #include "flags.h"
-#include "proto/caffe.pb-c.h"
 
 /* Prints up to 60 bytes of a key: as text (a tab as \t) when printable, else as hex. */
 static void print_key(const uint8_t *p, size_t n) {
@@ -40,16 +40,17 @@ static void print_key(const uint8_t *p, size_t n) {
 
 /* "3x32x32 raw, label 5" for a Datum. */
 static void describe_datum(const uint8_t *bytes, size_t n) {
-  Caffe__Datum *d = caffe__datum__unpack(NULL, n, bytes);
-  if (!d) {
+  cg_datum d;
+  void *owner;
+  if (cg_datum_unpack(bytes, n, "record", &d, &owner)) {
     printf("not a valid Datum (%zu bytes)", n);
     return;
   }
-  if (d->encoded) printf("encoded image, %zu bytes", d->data.len);
-  else if (d->n_float_data) printf("%dx%dx%d floats", d->channels, d->height, d->width);
-  else printf("%dx%dx%d bytes", d->channels, d->height, d->width);
-  if (d->has_label) printf(", label %d", d->label);
-  protobuf_c_message_free_unpacked(&d->base, NULL);
+  if (d.encoded) printf("encoded image, %zu bytes", d.data_len);
+  else if (d.num_floats) printf("%dx%dx%d floats", d.channels, d.height, d.width);
+  else printf("%dx%dx%d bytes", d.channels, d.height, d.width);
+  if (d.has_label) printf(", label %d", d.label);
+  cg_datum_free(owner);
 }
 
 static void describe_record(const cg_record *r) {
@@ -217,66 +218,47 @@ static int inspect_image_list(const char *path, const char *text, int show) {
   return CG_OK;
 }
 
-static void print_blob_shape(const Caffe__BlobProto *b) {
-  if (b->shape) {
-    for (size_t i = 0; i < b->shape->n_dim; i++) printf("%s%lld", i ? "x" : "", (long long)b->shape->dim[i]);
-    if (!b->shape->n_dim) printf("scalar");
-  } else {
-    printf("%dx%dx%dx%d", b->num, b->channels, b->height, b->width);
-  }
-  printf(" (%zu values)", b->n_data ? b->n_data : b->n_double_data);
+static void print_blob_shape(const cg_file_blob *b) {
+  for (int i = 0; i < b->num_axes && i < CG_BLOB_MAX_AXES; i++) printf("%s%lld", i ? "x" : "", (long long)b->shape[i]);
+  if (!b->num_axes) printf("scalar");
+  printf(" (%zu values)", b->count);
 }
 
 static int inspect_protobuf(const char *path, const uint8_t *data, size_t n, int show) {
-  Caffe__NetParameter *net = caffe__net_parameter__unpack(NULL, n, data);
-  if (net && (net->n_layer || net->n_layers)) {
+  cg_caffe_file *f;
+  if (cg_caffe_file_read(data, n, path, &f))
+    return cg_error(CG_ERR_UNSUPPORTED,
+                    "'%s' is not a known kind of data file (not LMDB, SequenceFile, HDF5, an image list or a Caffe "
+                    "protobuf)",
+                    path);
+  if (f->kind == CG_CAFFE_FILE_MODEL) {
     size_t with_blobs = 0, blobs = 0;
-    for (size_t i = 0; i < net->n_layer; i++) with_blobs += net->layer[i]->n_blobs > 0, blobs += net->layer[i]->n_blobs;
-    for (size_t i = 0; i < net->n_layers; i++)
-      with_blobs += net->layers[i]->n_blobs > 0, blobs += net->layers[i]->n_blobs;
-    printf("%s: Caffe model (NetParameter%s) '%s'\n", path, net->n_layers ? ", old V1 layers" : "",
-           net->name ? net->name : "");
-    printf("layers: %zu, %zu with weights, %zu blobs\n", net->n_layer + net->n_layers, with_blobs, blobs);
+    for (int i = 0; i < f->num_layers; i++) with_blobs += f->layers[i].num_blobs > 0, blobs += f->layers[i].num_blobs;
+    printf("%s: Caffe model (NetParameter%s) '%s'\n", path, f->v1_layers ? ", old V1 layers" : "", f->net_name);
+    printf("layers: %d, %zu with weights, %zu blobs\n", f->num_layers, with_blobs, blobs);
     int printed = 0;
-    for (size_t i = 0; i < net->n_layer && printed < show; i++) {
-      const Caffe__LayerParameter *l = net->layer[i];
-      if (!l->n_blobs) continue;
-      printf("  %s (%s):", l->name ? l->name : "?", l->type ? l->type : "?");
-      for (size_t b = 0; b < l->n_blobs; b++) {
+    /* V1 layers are counted but not listed: their type is an enum, not a name */
+    for (int i = 0; i < f->num_layers && printed < show; i++) {
+      const cg_file_layer *l = &f->layers[i];
+      if (!l->num_blobs || !l->type[0]) continue;
+      printf("  %s (%s):", l->name[0] ? l->name : "?", l->type);
+      for (int b = 0; b < l->num_blobs; b++) {
         printf(" ");
-        print_blob_shape(l->blobs[b]);
+        print_blob_shape(&l->blobs[b]);
       }
       printf("\n");
       printed++;
     }
-    protobuf_c_message_free_unpacked(&net->base, NULL);
-    return CG_OK;
-  }
-  if (net) protobuf_c_message_free_unpacked(&net->base, NULL);
-  Caffe__SolverState *st = caffe__solver_state__unpack(NULL, n, data);
-  if (st && st->has_iter) {
-    printf("%s: Caffe solver state (SolverState)\n  iter: %d\n  learned_net: %s\n  history blobs: %zu\n", path,
-           st->iter, st->learned_net ? st->learned_net : "", st->n_history);
-    protobuf_c_message_free_unpacked(&st->base, NULL);
-    return CG_OK;
-  }
-  if (st) protobuf_c_message_free_unpacked(&st->base, NULL);
-  Caffe__BlobProto *b = caffe__blob_proto__unpack(NULL, n, data);
-  if (b && (b->n_data || b->n_double_data)) {
-    double sum = 0;
-    for (size_t i = 0; i < b->n_data; i++) sum += b->data[i];
-    for (size_t i = 0; i < b->n_double_data; i++) sum += b->double_data[i];
+  } else if (f->kind == CG_CAFFE_FILE_SOLVER_STATE) {
+    printf("%s: Caffe solver state (SolverState)\n  iter: %d\n  learned_net: %s\n  history blobs: %d\n", path, f->iter,
+           f->learned_net, f->num_history);
+  } else {
     printf("%s: Caffe blob (BlobProto, e.g. a mean file): ", path);
-    print_blob_shape(b);
-    printf(", mean value %g\n", sum / (double)(b->n_data + b->n_double_data));
-    protobuf_c_message_free_unpacked(&b->base, NULL);
-    return CG_OK;
+    print_blob_shape(&f->blob);
+    printf(", mean value %g\n", f->blob.mean);
   }
-  if (b) protobuf_c_message_free_unpacked(&b->base, NULL);
-  return cg_error(CG_ERR_UNSUPPORTED,
-                  "'%s' is not a known kind of data file (not LMDB, SequenceFile, HDF5, an image list or a Caffe "
-                  "protobuf)",
-                  path);
+  cg_caffe_file_free(f);
+  return CG_OK;
 }
 
 /* A whole file in memory (NUL-terminated), for image lists and protobufs. */

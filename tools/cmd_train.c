@@ -14,7 +14,7 @@
 #include "caffegrid/environment.h"
 #include "commands.h"
 #include "flags.h"
-#include "math/threads.h"
+#include "caffegrid/runtime.h"
 #include "signals.h"
 
 /* Ranks on one machine split its cores: unless the user set OPENBLAS_NUM_THREADS,

@@ -33,6 +33,12 @@ void cg_atomic_file_abort(cg_atomic_file *f);
 /* The whole of `size` bytes at `data` written to `path` atomically. */
 int cg_write_file_atomic(const char *path, const void *data, size_t size);
 
+/* The crash-safety test's hook: once set, the process dies as kill -9 would when a
+ * file whose path contains `path_part` is written and synced but not yet renamed
+ * into place (the CLI sets it from CAFFEGRID_FAULT_BEFORE_RENAME). NULL or "" turns
+ * it off. Not for production use. */
+void cg_atomic_file_fault_before_rename(const char *path_part);
+
 CG_API_END
 
 #ifdef __cplusplus

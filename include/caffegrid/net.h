@@ -19,7 +19,6 @@ extern "C" {
 
 CG_API_BEGIN
 
-struct Caffe__NetParameter;
 typedef struct cg_net cg_net;
 
 typedef struct cg_net_options {
@@ -35,9 +34,6 @@ typedef struct cg_net_options {
   bool skip_bad_records;   /* a record that cannot be read is logged, counted and replaced, not an error */
 } cg_net_options;
 
-/* Builds a net from a parsed and upgraded NetParameter. `param` is borrowed and
- * must outlive the net (cg_net_create_from_file owns its own). */
-int cg_net_create(const struct Caffe__NetParameter *param, const cg_net_options *opt, cg_net **out);
 /* What the host program feeds a phase of a net (the Spark helpers ask this instead of
  * reading prototxt themselves): the first MemoryData layer that phase includes, by
  * Caffe's include/exclude rules (level 0, no stages), with its memory_data_param and
@@ -139,11 +135,8 @@ void cg_net_set_backward_hook(cg_net *net, cg_backward_hook hook, void *user);
 /* Copies weights from a .caffemodel (binary NetParameter) into layers of the same
  * name; shapes must match (errors name the layer and both shapes). */
 int cg_net_load_weights(cg_net *net, const char *path);
-int cg_net_copy_weights_from(cg_net *net, const struct Caffe__NetParameter *weights, const char *source_name);
 /* Writes the weights as a .caffemodel BVLC Caffe loads, atomically. */
 int cg_net_save_weights(const cg_net *net, const char *path);
-/* The net as a NetParameter with blobs (for writing); free with protobuf_c_message_free_unpacked. */
-int cg_net_to_proto(const cg_net *net, struct Caffe__NetParameter **out);
 
 /* Run state beyond the weights (each layer's RNG and data position), for exact
  * resume: cg_net_state_words() 64-bit words. */

@@ -27,6 +27,13 @@ void cg_runtime_use_openblas_gemm(bool on);
  * underflow kept, as Caffe computes (false). */
 void cg_runtime_flush_denormals(bool on);
 
+/* The thread count the math runs with (>= 1): OpenBLAS's, whose own threads stay
+ * idle while oneDNN and caffegrid's loops run on that many OpenMP threads. */
+int cg_math_threads(void);
+/* Sets it (n >= 1), as `caffegrid train` does for each rank's share of the cores
+ * and Spark tasks for theirs; layers set up afterwards build their kernels for it. */
+void cg_math_threads_set(int n);
+
 CG_API_END
 
 #ifdef __cplusplus

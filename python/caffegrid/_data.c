@@ -6,8 +6,8 @@
 
 #include <limits.h>
 
-#include "data/source.h"
-#include "data/transform.h"
+#include "caffegrid/source.h"
+#include "caffegrid/transform.h"
 
 typedef struct {
   PyObject_HEAD
@@ -26,16 +26,17 @@ static int color_mode(int color, cg_color_mode *out) {
 
 /* Loads rec into px with the colour and size asked (0 x 0: as stored); -1 with an exception set on error. */
 static int load(const cg_record *rec, cg_pixels *px, int color, int height, int width) {
-  cg_transform t;
-  cg_transform_init(&t, NULL, false);
-  if (color_mode(color, &t.color)) return -1;
+  cg_transform_options o = {0};
+  if (color_mode(color, &o.color)) return -1;
   if ((height > 0) != (width > 0) || height < 0 || width < 0) {
     cgpy_raise("InvalidArgumentError", "resize to %dx%d: give both height and width (or neither)", height, width);
     return -1;
   }
-  t.resize_h = height, t.resize_w = width;
-  int rc = cg_transform_load(&t, rec, px, rec->id);
-  cg_transform_free(&t);
+  o.resize_height = height, o.resize_width = width;
+  cg_transform *t;
+  int rc = cg_transform_new(&o, false, &t);
+  if (!rc) rc = cg_transform_load(t, rec, px, rec->id);
+  cg_transform_delete(t);
   if (rc) {
     cgpy_raise_status(rc);
     return -1;

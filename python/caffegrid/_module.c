@@ -16,7 +16,7 @@
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
 #include "caffegrid/solver.h"
-#include "math/threads.h"
+#include "caffegrid/runtime.h"
 
 static PyObject *errors_module; /* caffegrid._errors, for the exception classes */
 static int omp_threads;         /* > 0: set on the calling thread before each C call */

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "caffegrid/error.h"
-#include "core/atomic_file_hooks.h"
+#include "caffegrid/atomic_file.h"
 
 struct cg_atomic_file {
   FILE *fp;

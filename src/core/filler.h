@@ -3,7 +3,7 @@
 #define CG_FILLER_H
 
 #include "caffegrid/blob.h"
-#include "core/rng.h"
+#include "caffegrid/rng.h"
 #include "proto/caffe.pb-c.h"
 
 typedef enum {

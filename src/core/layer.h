@@ -21,7 +21,7 @@
 #include "caffegrid/blob.h"
 #include "caffegrid/error.h"
 #include "core/filler.h"
-#include "core/rng.h"
+#include "caffegrid/rng.h"
 #include "proto/caffe.pb-c.h"
 
 typedef enum { CG_TRAIN = 0, CG_TEST = 1 } cg_phase;

@@ -3,6 +3,7 @@
 #define CG_NET_IMPL_H
 
 #include "caffegrid/net.h"
+#include "core/net_proto.h"
 #include "core/layer.h"
 
 typedef struct cg_net_layer {

@@ -1,6 +1,6 @@
 /* xoshiro256** seeded through splitmix64; Box-Muller for gaussians (no cached
  * second value, so the stream depends only on the number of draws). */
-#include "core/rng.h"
+#include "caffegrid/rng.h"
 
 #include <immintrin.h>
 #include <math.h>

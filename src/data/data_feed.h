@@ -16,8 +16,8 @@
 #include <stdint.h>
 
 #include "core/layer.h"
-#include "data/prefetch.h"
-#include "data/source.h"
+#include "caffegrid/prefetch.h"
+#include "caffegrid/source.h"
 #include "data/transform.h"
 
 typedef struct cg_data_feed_config {

@@ -2,7 +2,7 @@
  * a broken file is an error message and never an exit() or a half image; resizing
  * and colour conversion with OpenCV's integer arithmetic, so pixels match what
  * Caffe's tools produced through OpenCV (within resize rounding). */
-#include "data/image_decode.h"
+#include "caffegrid/image.h"
 
 #include <errno.h>
 #include <math.h>

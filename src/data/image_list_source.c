@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "caffegrid/error.h"
-#include "data/source.h"
+#include "caffegrid/source.h"
 
 typedef struct list_entry {
   char *path; /* root_folder + path as written */

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "caffegrid/error.h"
-#include "data/source.h"
+#include "caffegrid/source.h"
 
 typedef struct lmdb_shared {
   atomic_int refs;

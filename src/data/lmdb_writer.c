@@ -1,5 +1,5 @@
 /* LMDB writer used by the convert commands. */
-#include "data/lmdb_writer.h"
+#include "caffegrid/lmdb_writer.h"
 
 #include <errno.h>
 #include <lmdb.h>

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "caffegrid/error.h"
-#include "core/rng.h"
+#include "caffegrid/rng.h"
 
 int cg_partition_init(cg_partition *p, size_t count, int rank, int world, bool shuffle, uint64_t seed) {
   memset(p, 0, sizeof *p);

@@ -3,7 +3,7 @@
  * next; the consumer takes them strictly in order. One slot is the batch the net
  * holds, the others are prepared ahead. Every thread reads through its own source
  * clone and partition copy, so they share nothing but the slot bookkeeping. */
-#include "data/prefetch.h"
+#include "caffegrid/prefetch.h"
 
 #include <pthread.h>
 #include <stdio.h>

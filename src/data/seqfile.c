@@ -11,7 +11,7 @@
  *             length, key bytes, value bytes (the value compressed alone in record mode)
  *   blocks:   sync escape, vint record count, then four (vint length, compressed bytes)
  *             buffers: key lengths (vints), keys, value lengths (vints), values. */
-#include "data/seqfile.h"
+#include "caffegrid/seqfile.h"
 
 #include <errno.h>
 #include <fcntl.h>

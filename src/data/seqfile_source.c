@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "caffegrid/error.h"
-#include "data/seqfile.h"
+#include "caffegrid/seqfile.h"
 #include "proto/caffe.pb-c.h"
 
 typedef struct entry {

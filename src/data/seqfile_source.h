@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "data/source.h"
+#include "caffegrid/source.h"
 
 /* name "seqfile"; open() takes no options (NULL). */
 extern const cg_source_ops cg_source_seqfile;

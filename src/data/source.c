@@ -1,6 +1,6 @@
 /* Source registry and dispatch: the table comes from CG_SOURCE_LIST, a handle
  * pairs a type's ops with its private state. */
-#include "data/source.h"
+#include "caffegrid/source.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -64,6 +64,43 @@ void cg_transform_free(cg_transform *t) {
   t->mean = NULL;
 }
 
+int cg_transform_new(const cg_transform_options *o, bool train, cg_transform **out) {
+  *out = NULL;
+  Caffe__TransformationParameter p = CAFFE__TRANSFORMATION_PARAMETER__INIT;
+  float means[4];
+  if (o) {
+    if (o->num_mean_values < 0 || o->num_mean_values > 4 || (o->num_mean_values && !o->mean_values))
+      return cg_error(CG_ERR_INVALID, "transform options: %d mean values (0 to 4 are allowed)", o->num_mean_values);
+    if (o->crop_size < 0 || o->resize_height < 0 || o->resize_width < 0)
+      return cg_error(CG_ERR_INVALID, "transform options: crop_size %d, resize %dx%d (none may be negative)",
+                      o->crop_size, o->resize_height, o->resize_width);
+    p.has_scale = o->scale != 0, p.scale = o->scale;
+    p.has_mirror = true, p.mirror = o->mirror;
+    p.has_crop_size = true, p.crop_size = (uint32_t)o->crop_size;
+    p.mean_file = (char *)o->mean_file;
+    for (int i = 0; i < o->num_mean_values; i++) means[i] = o->mean_values[i];
+    p.n_mean_value = (size_t)o->num_mean_values, p.mean_value = means;
+    p.has_force_color = true, p.force_color = o->color == CG_COLOR_BGR;
+    p.has_force_gray = true, p.force_gray = o->color == CG_COLOR_GRAY;
+  }
+  cg_transform *t = calloc(1, sizeof *t);
+  if (!t) return cg_error(CG_ERR_NOMEM, "out of memory for a transform");
+  int rc = cg_transform_init(t, o ? &p : NULL, train);
+  if (rc) {
+    cg_transform_delete(t);
+    return rc;
+  }
+  if (o) t->resize_h = o->resize_height, t->resize_w = o->resize_width;
+  *out = t;
+  return CG_OK;
+}
+
+void cg_transform_delete(cg_transform *t) {
+  if (!t) return;
+  cg_transform_free(t);
+  free(t);
+}
+
 void cg_pixels_free(cg_pixels *px) {
   cg_image_free(&px->img);
   cg_image_free(&px->resized);

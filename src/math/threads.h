@@ -5,11 +5,8 @@
 #ifndef CG_MATH_THREADS_H
 #define CG_MATH_THREADS_H
 
-/* The thread count the math runs with (>= 1). */
-int cg_math_threads(void);
-/* Sets it (n >= 1), as `caffegrid train` does for each rank's share of the cores;
- * layers set up afterwards build their kernels for it. */
-void cg_math_threads_set(int n);
+#include "caffegrid/runtime.h"
+
 /* Sets the OpenMP thread count to n for the calling thread and returns the
  * previous one, for cg_math_threads_leave. */
 int cg_math_threads_enter(int n);

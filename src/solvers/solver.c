@@ -11,6 +11,7 @@
 
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "core/net_proto.h"
 #include "core/paths.h"
 #include "math/fpmode.h"
 #include "proto/proto_io.h"

@@ -1,10 +1,17 @@
 /* Writing a new LMDB of records (for converters): refuses to touch an existing
  * database, commits in batches, and removes a half-written one on failure. */
-#ifndef CG_LMDB_WRITER_H
-#define CG_LMDB_WRITER_H
+#ifndef CAFFEGRID_LMDB_WRITER_H
+#define CAFFEGRID_LMDB_WRITER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "caffegrid/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+CG_API_BEGIN
 
 typedef struct cg_lmdb_writer cg_lmdb_writer;
 
@@ -16,4 +23,9 @@ int cg_lmdb_writer_close(cg_lmdb_writer *w);
 /* Abandons the database and removes it (after an error elsewhere). */
 void cg_lmdb_writer_abort(cg_lmdb_writer *w);
 
+CG_API_END
+
+#ifdef __cplusplus
+}
+#endif
 #endif

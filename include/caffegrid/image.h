@@ -3,11 +3,18 @@
  * with cv::resize(INTER_LINEAR)'s fixed-point arithmetic; and the reverse
  * (encoding) for `convert imageset --encoded`. Broken files are errors naming the
  * file: nothing here exits, prints, or returns a partly decoded image. */
-#ifndef CG_DATA_IMAGE_DECODE_H
-#define CG_DATA_IMAGE_DECODE_H
+#ifndef CAFFEGRID_IMAGE_H
+#define CAFFEGRID_IMAGE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "caffegrid/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+CG_API_BEGIN
 
 typedef enum {
   CG_COLOR_NATIVE, /* grey files give 1 channel, everything else 3 (OpenCV's IMREAD_ANYCOLOR) */
@@ -49,4 +56,9 @@ int cg_image_resize(const cg_image *src, int height, int width, cg_image *dst);
 /* Encodes img as "jpg" (quality 95, OpenCV's default) or "png"; *out is malloc'd. */
 int cg_image_encode(const cg_image *img, const char *format, uint8_t **out, size_t *len);
 
+CG_API_END
+
+#ifdef __cplusplus
+}
+#endif
 #endif

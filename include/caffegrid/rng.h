@@ -1,10 +1,17 @@
 /* Deterministic random numbers (xoshiro256**) owned by whoever needs them:
  * a net, a layer, a data source. Same seed, same stream, on every machine. */
-#ifndef CG_RNG_H
-#define CG_RNG_H
+#ifndef CAFFEGRID_RNG_H
+#define CAFFEGRID_RNG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "caffegrid/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+CG_API_BEGIN
 
 typedef struct cg_rng {
   uint64_t s[4];
@@ -28,4 +35,9 @@ void cg_rng_gaussian_fill(cg_rng *r, float mean, float std, float *out, size_t n
 /* Uniform integer in [0, n). */
 uint64_t cg_rng_below(cg_rng *r, uint64_t n);
 
+CG_API_END
+
+#ifdef __cplusplus
+}
+#endif
 #endif

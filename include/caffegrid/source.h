@@ -2,12 +2,19 @@
  * random-access list of records (LMDB, image list, SequenceFile, HDF5, ...);
  * partitioning across ranks, per-epoch shuffling and prefetching are written
  * once on top of it (partition.h, prefetch.h), so every source gets them. */
-#ifndef CG_DATA_SOURCE_H
-#define CG_DATA_SOURCE_H
+#ifndef CAFFEGRID_SOURCE_H
+#define CAFFEGRID_SOURCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "caffegrid/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+CG_API_BEGIN
 
 typedef enum {
   CG_RECORD_DATUM,  /* bytes hold a serialized caffe.Datum (raw or encoded pixels, or float_data) */
@@ -63,4 +70,9 @@ const char *cg_source_location(const cg_source *s);
 const char *cg_source_type(const cg_source *s);
 void cg_source_close(cg_source *s); /* NULL is a no-op */
 
+CG_API_END
+
+#ifdef __cplusplus
+}
+#endif
 #endif

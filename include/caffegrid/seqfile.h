@@ -2,12 +2,19 @@
  * block-compressed with DefaultCodec/zlib or GzipCodec, sync escapes) and a writer
  * of version-6 files with Text keys and BytesWritable values. Every length read
  * from a file is checked against what is left of it before it is used. */
-#ifndef CG_SEQFILE_H
-#define CG_SEQFILE_H
+#ifndef CAFFEGRID_SEQFILE_H
+#define CAFFEGRID_SEQFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "caffegrid/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+CG_API_BEGIN
 
 typedef enum {
   CG_SEQFILE_NONE,   /* records stored as they are */
@@ -86,4 +93,9 @@ int cg_seqfile_writer_close(cg_seqfile_writer *w);
 /* Abandons the file and removes it. NULL is a no-op. */
 void cg_seqfile_writer_abort(cg_seqfile_writer *w);
 
+CG_API_END
+
+#ifdef __cplusplus
+}
+#endif
 #endif

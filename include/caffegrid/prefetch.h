@@ -14,15 +14,21 @@
  * the batch gets a copy of another record of the same batch (the batch keeps its
  * size and the positions stay fixed, so resume stays exact); a batch with no good
  * record at all is still an error. */
-#ifndef CG_DATA_PREFETCH_H
-#define CG_DATA_PREFETCH_H
+#ifndef CAFFEGRID_PREFETCH_H
+#define CAFFEGRID_PREFETCH_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "caffegrid/source.h"
+#include "caffegrid/transform.h"
+#include "caffegrid/api.h"
 
-#include "data/source.h"
-#include "data/transform.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+CG_API_BEGIN
 
 typedef struct cg_batch {
   float *data;       /* size x channels x height x width */
@@ -72,4 +78,9 @@ void cg_prefetch_free(cg_prefetch *p);
 /* The RNG seed of the record at `position` (exposed for tests). */
 uint64_t cg_prefetch_record_seed(uint64_t seed, int rank, uint64_t position);
 
+CG_API_END
+
+#ifdef __cplusplus
+}
+#endif
 #endif
