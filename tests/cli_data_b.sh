@@ -70,6 +70,36 @@ if have_data images/images_list.txt -- 15; then
   out=$("$CAFFEGRID" inspect "$WORK/images_block.seq" -n 26 2>&1)
   check "every converted record is an image with its label" test "$(grep -c ': image file, .* bytes, label [0-9]*$' <<<"$out")" -eq 26
   check "last record's key" grep -qF 'key "jpeg_edge/restarts.jpg' <<<"$out"
+  # a Data layer reads a SequenceFile (found by what it holds, as `inspect` finds it): the
+  # same centre crops, in the same order, as from an LMDB of the same encoded files (the
+  # list's 16 photos; the icons after them are smaller than the crop)
+  head -16 "$SHARED_DATA/images/images_list.txt" > "$WORK/photos.txt"
+  "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$WORK/photos.txt" "$WORK/photos.seq" 2>/dev/null
+  "$CAFFEGRID" convert imageset "$SHARED_DATA/images/" "$WORK/photos.txt" "$WORK/photos_lmdb" --encoded 2>/dev/null
+  for src in photos.seq photos_lmdb photos.txt; do
+    cat > "$WORK/data_$src.prototxt" <<EOF
+layer { name: "d" type: "Data" top: "data" top: "label" include { phase: TEST }
+  transform_param { crop_size: 48 } data_param { source: "$WORK/$src" batch_size: 2 force_encoded_color: true } }
+EOF
+  done
+  for src in photos.seq photos_lmdb; do
+    "$CAFFEGRID" features -model "$WORK/data_$src.prototxt" -features data -label label -output "$WORK/crops_$src" \
+      > "$WORK/crops_$src.log" 2>&1
+  done
+  check "Data layer over a SequenceFile: the LMDB's 16 crops and labels" python3 - "$WORK/crops_photos.seq" \
+    "$WORK/crops_photos_lmdb" <<'PY'
+import json, os, sys
+def rows(d):
+    return [json.loads(l) for f in sorted(os.listdir(d)) if f.startswith("part-") for l in open(os.path.join(d, f))]
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert len(a) == len(b) == 16, (len(a), len(b))
+for x, y in zip(a, b):
+    assert len(x["data"]) == 3 * 48 * 48 and x["data"] == y["data"] and x["label"] == y["label"], (x["SampleID"], y["SampleID"])
+assert len({tuple(x["data"][:500]) for x in a}) > 12  # the photos' crops, not one repeated
+assert [x["label"] for x in a] == [0, 0, 0, 0, 1, 1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7]
+PY
+  expect_error "Data layer over an image list points to ImageData" "an image list is read by an ImageData layer" \
+    "$CAFFEGRID" features -model "$WORK/data_photos.txt.prototxt" -features data -output "$WORK/crops_list"
   expect_error "convert seqfile refuses to overwrite" "already exists" \
     "$CAFFEGRID" convert seqfile "$SHARED_DATA/images/" "$SHARED_DATA/images/images_list.txt" "$WORK/images.seq"
   printf 'bvlc/cat.jpg 0\nbvlc/no_such.jpg 1\n' > "$WORK/missing_list.txt"

@@ -12,7 +12,8 @@
 #include "core/layer.h"
 #include "layers/conv_common.h"
 #include "layers/pooling.h"
-#include "math/dnnl_conv.h"
+#include "caffegrid/runtime.h"
+#include "math/backend.h"
 #include "math/math.h"
 #include "proto/text_format.h"
 
@@ -81,10 +82,10 @@ static void test_im2col_col2im(void) {
 static bool conv_layer(cg_layer *l, ProtobufCMessage **msg, const char *text, cg_blob *bottom, cg_blob *top,
                        bool dnnl) {
   memset(l, 0, sizeof *l);
-  cg_dnnl_conv_use(dnnl);
+  cg_runtime_use_fast_conv(dnnl);
   int rc = cg_text_parse(&caffe__layer_parameter__descriptor, text, strlen(text), "test", msg);
   if (!rc) rc = cg_layer_instantiate(l, (Caffe__LayerParameter *)*msg, CG_TRAIN, &bottom, 1, &top, 1, 42);
-  cg_dnnl_conv_use(true);
+  cg_runtime_use_fast_conv(true);
   CHECK_MSG(rc == 0, "%s: %s", text, cg_error_message());
   return rc == 0;
 }
@@ -107,7 +108,7 @@ static void check_conv_fast(const geom *g, int num, int num_output, int group, i
   bool ok = conv_layer(&ref, &ref_msg, text, bottom, ref_top, false) && conv_layer(&l, &msg, text, bottom, top, dnnl);
   if (!ok) goto done;
   cg_conv_state *s = l.priv, *rs = ref.priv;
-  CHECK_MSG(dnnl == (s->dnnl != NULL || s->single), "%s on %s: fast kernels %s", text, shape,
+  CHECK_MSG(dnnl == (s->kernel != NULL), "%s on %s: fast kernels %s", text, shape,
             dnnl ? "not used" : "used");
   if (batch < s->batch) s->batch = batch; /* force chunks (and a remainder) on small shapes */
   fill(bottom->data, bottom->count);
@@ -134,7 +135,7 @@ static void check_conv_fast(const geom *g, int num, int num_output, int group, i
   double dt = max_abs_diff(want_top, top->data, top->count), db = max_abs_diff(want_bd, bottom->diff, bottom->count);
   double dw = max_abs_diff(want_wd, l.params[0]->diff, wn);
   double dbias = max_abs_diff(want_bias, l.params[1]->diff, num_output);
-  const char *path = s->single ? "direct single-channel" : dnnl ? "oneDNN" : "batched gemm";
+  const char *path = s->kernel ? s->kernel->name : "batched gemm";
   CHECK_MSG(dt < 1e-4, "%s, %s on %s, batch %d: top differs by %g", path, text, shape, batch, dt);
   CHECK_MSG(db < 1e-4, "%s, %s on %s, batch %d: bottom diff differs by %g", path, text, shape, batch, db);
   CHECK_MSG(dw < 1e-3, "%s, %s on %s, batch %d: weight diff differs by %g", path, text, shape, batch, dw);

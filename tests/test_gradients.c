@@ -7,7 +7,7 @@
 #include "check.h"
 #include "core/layer.h"
 #include "gradient_check.h"
-#include "math/dnnl_conv.h"
+#include "caffegrid/runtime.h"
 #include "math/math.h"
 
 /* Layers with nothing to differentiate: sources and metrics. */
@@ -244,8 +244,8 @@ int main(void) {
    * shape), and the gemm users again on OpenBLAS's sgemm instead of oneDNN's */
   for (int pass = 0; pass < 2; pass++) {
     const char *what = pass == 0 ? "\"Convolution\"" : "Product\"";
-    cg_dnnl_conv_use(false);
-    cg_gemm_use_openblas(pass == 1);
+    cg_runtime_use_fast_conv(false);
+    cg_runtime_use_openblas_gemm(pass == 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
       if (!strstr(cases[i].layer, what) && !(pass == 1 && strstr(cases[i].layer, "\"Convolution\""))) continue;
       int checked = 0;
@@ -254,7 +254,7 @@ int main(void) {
                 pass == 0 ? "im2col + oneDNN sgemm" : "OpenBLAS sgemm", cases[i].layer, failures, checked);
     }
   }
-  cg_dnnl_conv_use(true);
-  cg_gemm_use_openblas(false);
+  cg_runtime_use_fast_conv(true);
+  cg_runtime_use_openblas_gemm(false);
   return CHECK_REPORT();
 }

@@ -1,6 +1,7 @@
 /* caffegrid communicators: how data-parallel ranks exchange gradients. The
- * trainer only calls this interface; backends: local (one process) and MPI
- * (Open MPI under mpirun or Slurm's srun). Gloo and NCCL later, behind the same calls. */
+ * trainer only calls this interface; the backends come from one list: local (one
+ * process), MPI (Open MPI under mpirun or Slurm's srun) and a TCP ring (processes
+ * any launcher started; Spark tasks). NCCL later, as one more entry. */
 #ifndef CAFFEGRID_COMM_H
 #define CAFFEGRID_COMM_H
 
@@ -16,18 +17,29 @@ CG_API_BEGIN
 
 typedef struct cg_comm cg_comm;
 
-/* MPI_COMM_WORLD (Open MPI under mpirun, or srun --mpi=pmix); initialises MPI with
- * MPI_THREAD_MULTIPLE unless the program did. argc/argv may be NULL. A build without
- * MPI answers CG_ERR_UNSUPPORTED. (caffegrid/environment.h chooses among MPI, TCP
- * and local from the launcher's variables, as the CLI does.) */
-int cg_comm_create_mpi(int *argc, char ***argv, cg_comm **out);
-/* A TCP ring among processes started by anything (a job script): `peers` lists
- * "host:port,host:port,..." of every rank in rank order, this process is `rank` and
- * listens on its own entry's port; a peer silent for timeout_s seconds (0: 60) is
- * reported as lost. */
-int cg_comm_create_tcp_ring(const char *peers, int rank, double timeout_s, cg_comm **out);
-/* A communicator of one process. */
-cg_comm *cg_comm_local(void);
+/* Which communicator, and what its backend needs. A zeroed struct is a local one.
+ * (caffegrid/environment.h fills it from the launcher's variables, as the CLI does.) */
+typedef struct cg_comm_options {
+  const char *backend; /* one of cg_comm_backend_names(): "local" (NULL), "mpi", "tcp" */
+  /* mpi: MPI_COMM_WORLD (Open MPI under mpirun, or srun --mpi=pmix), MPI initialised
+   * with MPI_THREAD_MULTIPLE unless the program did; the program's argc/argv or NULL.
+   * A build without MPI answers CG_ERR_UNSUPPORTED. */
+  int *argc;
+  char ***argv;
+  /* tcp: a ring among processes started by anything (a job script): `peers` lists
+   * "host:port,host:port,..." of every rank in rank order, this process is `rank` and
+   * listens on its own entry's port; a peer silent for timeout_s seconds (0: 60) is
+   * reported as lost. */
+  const char *peers;
+  int rank;
+  double timeout_s;
+} cg_comm_options;
+
+/* The backends this library was built with, NULL-terminated. */
+const char *const *cg_comm_backend_names(void);
+/* A communicator from `options` (NULL: local). An unknown backend is an error
+ * listing the known ones. */
+int cg_comm_create(const cg_comm_options *options, cg_comm **out);
 void cg_comm_free(cg_comm *c); /* finalizes MPI when it started it; NULL is a no-op */
 
 /* TCP communicator for workers no MPI launcher started (Spark tasks): listen

@@ -71,18 +71,19 @@ static inline bool cg_env_mpi_launched(void) {
  * argc/argv may be NULL. */
 static inline int cg_env_comm_create(int *argc, char ***argv, cg_comm **out) {
   *out = NULL;
-  if (cg_env_mpi_launched()) return cg_comm_create_mpi(argc, argv, out);
+  cg_comm_options o = {.backend = "local", .argc = argc, .argv = argv};
   const char *peers = getenv("CAFFEGRID_PEERS");
-  if (peers && peers[0]) {
+  if (cg_env_mpi_launched()) {
+    o.backend = "mpi";
+  } else if (peers && peers[0]) {
     const char *rank = getenv("CAFFEGRID_RANK"), *timeout = getenv("CAFFEGRID_PEER_TIMEOUT");
     if (!rank || !rank[0]) return cg_error(CG_ERR_INVALID, "CAFFEGRID_PEERS is set but CAFFEGRID_RANK is not");
     char *end;
     long r = strtol(rank, &end, 10);
     if (*end || r < 0 || r > 1 << 20) return cg_error(CG_ERR_INVALID, "CAFFEGRID_RANK='%s': expected a rank number", rank);
-    return cg_comm_create_tcp_ring(peers, (int)r, timeout ? atof(timeout) : 0, out);
+    o.backend = "tcp", o.peers = peers, o.rank = (int)r, o.timeout_s = timeout ? atof(timeout) : 0;
   }
-  *out = cg_comm_local();
-  return *out ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
+  return cg_comm_create(&o, out);
 }
 
 #endif

@@ -12,6 +12,7 @@
 #include "caffegrid/blob.h"
 
 #include "caffegrid/api.h"
+#include "caffegrid/runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +33,7 @@ typedef struct cg_net_options {
   bool exact_pass;         /* data layers read each of this rank's records once, in order (scoring, features) */
   int data_threads;        /* prefetch threads per data layer: 0 = the default (1), -1 = none (read in forward) */
   bool skip_bad_records;   /* a record that cannot be read is logged, counted and replaced, not an error */
+  cg_backend_options backend; /* the kernels its layers compute with (caffegrid/runtime.h); zeroed = default */
 } cg_net_options;
 
 /* What the host program feeds a phase of a net (the Spark helpers ask this instead of

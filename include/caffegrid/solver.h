@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "caffegrid/comm.h"
+#include "caffegrid/runtime.h"
 #include "caffegrid/net.h"
 
 #include "caffegrid/api.h"
@@ -36,6 +37,7 @@ typedef cg_solver_action (*cg_solver_poll_fn)(void *user);
 typedef struct cg_solver_options {
   int data_threads;          /* for the solver's nets: as cg_net_options */
   bool skip_bad_records;     /* for the solver's nets: as cg_net_options */
+  cg_backend_options backend; /* for the solver's nets: as cg_net_options */
   cg_comm *comm;             /* data-parallel ranks (NULL: alone); borrowed */
   int rank, world_size;      /* filled from comm when given */
   size_t bucket_bytes;       /* gradient bytes per allreduce bucket (0: 4 MiB) */

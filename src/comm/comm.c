@@ -1,4 +1,5 @@
-/* The communicator front: dispatch to the backend, and the TCP ring from a peer list. */
+/* The communicator front: the list of backends, dispatch to them, and the TCP ring
+ * from a peer list. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,39 @@ int cg_comm_create_tcp_ring(const char *peers, int rank, double timeout_s, cg_co
   cg_comm_tcp_listener_free(l);
   free(copy);
   return rc;
+}
+
+static int create_local(const cg_comm_options *o, cg_comm **out) {
+  (void)o;
+  *out = cg_comm_local();
+  return *out ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
+}
+
+static int create_mpi(const cg_comm_options *o, cg_comm **out) { return cg_comm_create_mpi(o->argc, o->argv, out); }
+
+static int create_tcp(const cg_comm_options *o, cg_comm **out) {
+  return cg_comm_create_tcp_ring(o->peers, o->rank, o->timeout_s, out);
+}
+
+static const struct {
+  const char *name;
+  int (*create)(const cg_comm_options *o, cg_comm **out);
+} backends[] = {{"local", create_local}, {"mpi", create_mpi}, {"tcp", create_tcp}};
+enum { NUM_BACKENDS = sizeof backends / sizeof backends[0] };
+
+const char *const *cg_comm_backend_names(void) {
+  static const char *const names[NUM_BACKENDS + 1] = {"local", "mpi", "tcp", NULL};
+  return names;
+}
+
+int cg_comm_create(const cg_comm_options *options, cg_comm **out) {
+  *out = NULL;
+  static const cg_comm_options defaults = {0};
+  const cg_comm_options *o = options ? options : &defaults;
+  const char *name = o->backend && o->backend[0] ? o->backend : "local";
+  for (int i = 0; i < NUM_BACKENDS; i++)
+    if (strcmp(backends[i].name, name) == 0) return backends[i].create(o, out);
+  return cg_error(CG_ERR_INVALID, "unknown communicator '%s' (this caffegrid has: local, mpi, tcp)", name);
 }
 
 void cg_comm_free(cg_comm *c) {

@@ -23,6 +23,9 @@ struct cg_comm {
   void *state;
 };
 
-/* Backends: MPI is tried when a launcher's environment is present. */
+/* Each backend's constructor, for comm.c's list. */
+cg_comm *cg_comm_local(void); /* NULL when out of memory */
+int cg_comm_create_mpi(int *argc, char ***argv, cg_comm **out);
+int cg_comm_create_tcp_ring(const char *peers, int rank, double timeout_s, cg_comm **out);
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "math/backend.h"
+
 static int check_count(const cg_layer *l, const char *what, int n, int min, int max) {
   if ((min >= 0 && n < min) || (max >= 0 && n > max)) {
     if (min == max) return cg_error(CG_ERR_INVALID, "needs %d %s, got %d", min, what, n);
@@ -19,9 +21,11 @@ int cg_layer_init(cg_layer *l, const Caffe__LayerParameter *param, cg_phase phas
                   int num_bottoms, cg_blob *const *top, int num_tops) {
   cg_net *net = l->net; /* the fields a caller sets before init */
   cg_rng rng = l->rng;
+  const cg_backend *backend = l->backend ? l->backend : cg_backend_default();
   memset(l, 0, sizeof *l);
   l->net = net;
   l->rng = rng;
+  l->backend = backend;
   l->param = param;
   l->name = param->name ? param->name : "";
   l->phase = phase;

@@ -65,6 +65,7 @@ struct cg_layer {
   cg_filler fillers[CG_LAYER_MAX_PARAMS]; /* how each is initialised */
   cg_rng rng;                             /* seeded by the net, for dropout, fillers, shuffles */
   cg_net *net;                            /* owning net (for data layers' context); may be NULL in tests */
+  const struct cg_backend *backend;       /* the net's math kernels (math/backend.h); the default outside a net */
   void *priv;
 };
 
@@ -88,7 +89,8 @@ extern const int cg_layer_table_size;
 
 /* Prepares l for `param`: looks the type up, checks bottom/top counts, runs setup.
  * Parameters are declared but not allocated. Errors name the layer and type.
- * Every field is reset except l->net and l->rng, which the caller sets beforehand. */
+ * Every field is reset except l->net, l->rng and l->backend, which the caller sets
+ * beforehand (a NULL backend becomes the process-wide default). */
 int cg_layer_init(cg_layer *l, const Caffe__LayerParameter *param, cg_phase phase, cg_blob *const *bottom,
                   int num_bottoms, cg_blob *const *top, int num_tops);
 /* For tests and single-layer use: init, give each parameter its own memory, run

@@ -7,6 +7,7 @@
 
 #include "core/net_impl.h"
 #include "core/xalloc.h"
+#include "math/backend.h"
 #include "proto/proto_io.h"
 
 /* A layer as it will be built: its parameter and its (possibly renamed) blob names. */
@@ -229,6 +230,7 @@ static int build_layer(cg_net *net, int index, const layer_spec *s) {
     nl->tops[j] = net->blobs[id];
   }
   nl->layer.net = net;
+  nl->layer.backend = net->backend;
   cg_rng_seed(&nl->layer.rng, net->opt.seed * 1000003u + (uint64_t)index + 1);
   int rc = cg_layer_init(&nl->layer, p, (cg_phase)net->opt.phase, nl->bottoms, s->num_bottoms, nl->tops,
                          s->num_tops);
@@ -397,6 +399,13 @@ int cg_net_create(const Caffe__NetParameter *param, const cg_net_options *opt, c
   net->opt.stages = NULL; /* only needed while filtering below */
   net->name = cg_xstrdup(param->name ? param->name : "");
   cg_rng_seed(&net->rng, net->opt.seed);
+  net->opt.backend.name = NULL; /* borrowed; resolved once here */
+  int backend_rc = cg_backend_select(opt ? &opt->backend : NULL, &net->backend);
+  if (backend_rc) {
+    backend_rc = cg_error_wrap(backend_rc, "%s: ", net->opt.source_name);
+    cg_net_free(net);
+    return backend_rc;
+  }
   if (param->n_layers && !param->n_layer)
     return cg_net_free(net), cg_error(CG_ERR_INVALID, "%s: old-format 'layers' entries were not upgraded",
                                       opt && opt->source_name ? opt->source_name : "net");

@@ -29,6 +29,7 @@ struct cg_net {
   char *name;
   void *owned_param;                  /* NetParameter from cg_net_create_from_file */
   cg_net_options opt;
+  const struct cg_backend *backend;   /* the kernels its layers compute with (math/backend.h) */
   int num_layers;
   cg_net_layer *layers;
   int num_blobs;

@@ -1,6 +1,7 @@
-/* Convolution (Caffe's ConvolutionLayer): through oneDNN (math/dnnl_conv.c), the
- * direct kernels for one input channel (math/conv_single.c), or im2col of a chunk of
- * images side by side, then one gemm per group over the whole chunk. Also holds what
+/* Convolution (Caffe's ConvolutionLayer): through the first of the net's backend's
+ * convolution kernels that takes the shape (on the CPU: the direct single-channel
+ * kernels, then oneDNN), else im2col of a chunk of images side by side and one
+ * gemm of the backend per group over the whole chunk. Also holds what
  * Deconvolution shares with it (conv_common.h): parameter parsing, shapes and the
  * per-image gemm kernels. */
 #include <limits.h>
@@ -9,8 +10,7 @@
 
 #include "layers/conv_common.h"
 #include "layers/scratch.h"
-#include "math/conv_single.h"
-#include "math/dnnl_conv.h"
+#include "math/backend.h"
 #include "math/math.h"
 
 static const Caffe__ConvolutionParameter conv_defaults = CAFFE__CONVOLUTION_PARAMETER__INIT;
@@ -67,7 +67,7 @@ int cg_conv_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top, bool
     return cg_error(CG_ERR_UNSUPPORTED,
                     "bottom has %d spatial axes after channel axis %d; only 1-d and 2-d convolution are supported", ns,
                     axis);
-  cg_conv_state st = {.deconv = deconv, .axis = axis, .num_spatial = ns};
+  cg_conv_state st = {.deconv = deconv, .axis = axis, .num_spatial = ns, .backend = l->backend};
   int rc = read_dims("kernel", p->n_kernel_size, p->kernel_size, p->has_kernel_h, p->kernel_h, p->has_kernel_w,
                      p->kernel_w, ns, -1, 1, &st.kernel_h, &st.kernel_w);
   if (!rc) rc = read_dims("stride", p->n_stride, p->stride, p->has_stride_h, p->stride_h, p->has_stride_w, p->stride_w,
@@ -117,25 +117,28 @@ int cg_conv_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top, bool
   return CG_OK;
 }
 
-/* (Re)builds the oneDNN primitives when the bottom's shape changed since they were built. */
-static int conv_dnnl_prepare(cg_conv_state *s) {
-  if (s->dnnl && s->dnnl_num == s->num && s->dnnl_h == s->im_h && s->dnnl_w == s->im_w) return CG_OK;
-  cg_dnnl_conv_free(s->dnnl);
-  s->dnnl = NULL;
-  cg_dnnl_conv_shape shape = {
+/* (Re)builds the convolution kernel when the bottom's shape changed since it was
+ * built: the first of the backend's kernels that takes the shape, or none. */
+static int conv_kernel_prepare(cg_conv_state *s) {
+  if (s->kernel && s->built_num == s->num && s->built_h == s->im_h && s->built_w == s->im_w) return CG_OK;
+  if (s->kernel) s->kernel->free(s->kernel_state);
+  s->kernel = NULL, s->kernel_state = NULL;
+  cg_conv_shape shape = {
       .num = s->num, .channels = s->channels, .height = s->im_h, .width = s->im_w,
       .num_output = s->num_output, .out_height = s->col_h, .out_width = s->col_w,
       .group = s->group, .kernel_h = s->kernel_h, .kernel_w = s->kernel_w, .stride_h = s->stride_h,
       .stride_w = s->stride_w, .pad_h = s->pad_h, .pad_w = s->pad_w, .dilation_h = s->dilation_h,
       .dilation_w = s->dilation_w, .bias = s->bias_term};
-  int rc = cg_dnnl_conv_create(&shape, &s->dnnl);
-  s->dnnl_num = s->num, s->dnnl_h = s->im_h, s->dnnl_w = s->im_w;
-  return rc;
-}
-
-static cg_conv_single_shape single_shape(const cg_conv_state *s) {
-  return (cg_conv_single_shape){.num = s->num, .height = s->im_h, .width = s->im_w, .num_output = s->num_output,
-                                .kernel_h = s->kernel_h, .kernel_w = s->kernel_w};
+  for (const cg_conv_kernel_ops *const *k = s->backend->conv; *k; k++) {
+    int rc = (*k)->create(s->backend, &shape, &s->kernel_state);
+    if (rc) return rc;
+    if (s->kernel_state) {
+      s->kernel = *k;
+      break;
+    }
+  }
+  s->built_num = s->num, s->built_h = s->im_h, s->built_w = s->im_w;
+  return CG_OK;
 }
 
 int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
@@ -202,23 +205,10 @@ int cg_conv_reshape(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
     while (fit > 1 && (long long)fit * col_spatial > INT_MAX) fit--;
     s->batch = fit > 1 ? (int)fit : 1;
   }
-  /* One input channel, stride 1, no pad or dilation: the direct kernels (LeNet's
-   * conv1 forward + backward: 0.8 ms through oneDNN, 0.4 direct). The bottom
-   * gradient, which a first layer never needs, goes image by image through a
-   * one-image column buffer. */
-  s->single = !s->deconv && cg_dnnl_conv_enabled() && cg_conv_single_available() && s->channels == 1 &&
-              s->group == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0 &&
-              s->dilation_h == 1 && s->dilation_w == 1;
-  if (s->single) {
-    cg_conv_single_shape shape = single_shape(s);
-    int rc = cg_scratch_floats(&s->single_scratch, &s->single_scratch_capacity, cg_conv_single_grad_scratch(&shape));
-    if (!rc && !s->is_1x1) rc = cg_scratch_floats(&s->col, &s->col_capacity, per_image);
-    return rc;
-  }
-  if (!s->deconv && cg_dnnl_conv_enabled()) {
-    int rc = conv_dnnl_prepare(s);
+  if (!s->deconv) {
+    int rc = conv_kernel_prepare(s);
     if (rc) return rc;
-    if (s->dnnl) return CG_OK; /* no column buffers needed */
+    if (s->kernel) return CG_OK; /* no column buffers needed */
   }
   if (s->batch > 1) {
     int rc = cg_scratch_floats(&s->btop, &s->btop_capacity, (size_t)s->col_channels * s->batch * col_spatial);
@@ -234,8 +224,7 @@ void cg_conv_destroy(cg_layer *l) {
   if (!s) return;
   free(s->col);
   free(s->btop);
-  free(s->single_scratch);
-  cg_dnnl_conv_free(s->dnnl);
+  if (s->kernel) s->kernel->free(s->kernel_state);
   free(s);
   l->priv = NULL;
 }
@@ -260,7 +249,7 @@ void cg_conv_im_to_col_side(cg_conv_state *s, const float *im, const float *weig
   }
   int m = s->col_channels / s->group, k = s->kernel_dim, n = s->col_h * s->col_w;
   for (int g = 0; g < s->group; g++)
-    cg_gemm(false, false, m, n, k, 1.0f, weight + (size_t)g * m * k, col + (size_t)g * k * n, 0.0f,
+    cg_backend_gemm(s->backend, false, false, m, n, k, 1.0f, weight + (size_t)g * m * k, col + (size_t)g * k * n, 0.0f,
             col_out + (size_t)g * m * n);
 }
 
@@ -268,7 +257,7 @@ void cg_conv_col_side_to_im(cg_conv_state *s, const float *col_in, const float *
   float *col = s->is_1x1 ? im : s->col;
   int m = s->col_channels / s->group, k = s->kernel_dim, n = s->col_h * s->col_w;
   for (int g = 0; g < s->group; g++)
-    cg_gemm(true, false, k, n, m, 1.0f, weight + (size_t)g * m * k, col_in + (size_t)g * m * n, 0.0f,
+    cg_backend_gemm(s->backend, true, false, k, n, m, 1.0f, weight + (size_t)g * m * k, col_in + (size_t)g * m * n, 0.0f,
             col + (size_t)g * k * n);
   if (s->is_1x1) return;
   memset(im, 0, (size_t)s->im_channels * s->im_h * s->im_w * sizeof(float));
@@ -283,7 +272,7 @@ void cg_conv_weight_grad(cg_conv_state *s, const float *im, const float *col_in,
   }
   int m = s->col_channels / s->group, k = s->kernel_dim, n = s->col_h * s->col_w;
   for (int g = 0; g < s->group; g++)
-    cg_gemm(false, true, m, k, n, 1.0f, col_in + (size_t)g * m * n, col + (size_t)g * k * n, 1.0f,
+    cg_backend_gemm(s->backend, false, true, m, k, n, 1.0f, col_in + (size_t)g * m * n, col + (size_t)g * k * n, 1.0f,
             weight_diff + (size_t)g * m * k);
 }
 
@@ -319,7 +308,7 @@ void cg_conv_forward_batch(cg_conv_state *s, const float *bottom, const float *w
   const float *col = chunk_columns(s, bottom, nb);
   float *out = nb == 1 ? top : s->btop;
   for (int g = 0; g < s->group; g++)
-    cg_gemm_ld(false, false, m, cols, k, 1.0f, weight + (size_t)g * m * k, k, col + (size_t)g * k * cols, cols, 0.0f,
+    cg_backend_gemm_ld(s->backend, false, false, m, cols, k, 1.0f, weight + (size_t)g * m * k, k, col + (size_t)g * k * cols, cols, 0.0f,
                out + (size_t)g * m * cols, cols);
   if (nb == 1) {
     if (bias) cg_conv_add_bias(s->col_channels, n, bias, top);
@@ -350,13 +339,13 @@ void cg_conv_backward_batch(cg_conv_state *s, const float *bottom, const float *
   }
   const float *col = chunk_columns(s, bottom, nb);
   for (int g = 0; g < s->group; g++)
-    cg_gemm_ld(false, true, m, k, cols, 1.0f, td + (size_t)g * m * cols, cols, col + (size_t)g * k * cols, cols, 1.0f,
+    cg_backend_gemm_ld(s->backend, false, true, m, k, cols, 1.0f, td + (size_t)g * m * cols, cols, col + (size_t)g * k * cols, cols, 1.0f,
                weight_diff + (size_t)g * m * k, k);
   if (!bottom_diff) return;
   bool direct = nb == 1 && s->is_1x1;
   float *dcol = direct ? bottom_diff : s->col;
   for (int g = 0; g < s->group; g++)
-    cg_gemm_ld(true, false, k, cols, m, 1.0f, weight + (size_t)g * m * k, k, td + (size_t)g * m * cols, cols, 0.0f,
+    cg_backend_gemm_ld(s->backend, true, false, k, cols, m, 1.0f, weight + (size_t)g * m * k, k, td + (size_t)g * m * cols, cols, 0.0f,
                dcol + (size_t)g * k * cols, cols);
   if (direct) return;
   memset(bottom_diff, 0, nb * bottom_dim * sizeof(float));
@@ -372,15 +361,9 @@ static int conv_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   const float *weight = l->params[0]->data, *bias = s->bias_term ? l->params[1]->data : NULL;
   size_t bottom_dim = (size_t)s->im_channels * s->im_h * s->im_w;
   size_t top_dim = (size_t)s->col_channels * s->col_h * s->col_w;
-  if (s->single) {
-    cg_conv_single_shape shape = single_shape(s);
-    for (int i = 0; i < l->num_bottoms; i++)
-      cg_conv_single_forward(&shape, bottom[i]->data, weight, bias, top[i]->data);
-    return CG_OK;
-  }
-  if (s->dnnl) {
+  if (s->kernel) {
     for (int i = 0; i < l->num_bottoms; i++) {
-      int rc = cg_dnnl_conv_forward(s->dnnl, bottom[i]->data, weight, bias, top[i]->data);
+      int rc = s->kernel->forward(s->kernel_state, bottom[i]->data, weight, bias, top[i]->data);
       if (rc) return rc;
     }
     return CG_OK;
@@ -400,22 +383,12 @@ static void conv_backward(cg_layer *l, cg_blob *const *top, const bool *propagat
   size_t bottom_dim = (size_t)s->im_channels * s->im_h * s->im_w;
   size_t top_dim = (size_t)s->col_channels * s->col_h * s->col_w;
   int spatial = s->col_h * s->col_w;
-  if (s->single) {
-    cg_conv_single_shape shape = single_shape(s);
+  if (s->kernel) {
+    /* backward cannot return an error; the kernels allocated everything when they
+     * were built, so a failure here is a bug, not bad input */
     for (int i = 0; i < l->num_tops; i++) {
-      cg_conv_single_param_grad(&shape, bottom[i]->data, top[i]->diff, s->single_scratch, weight_diff, bias_diff);
-      if (propagate_down[i])
-        for (int n = 0; n < s->num; n++)
-          cg_conv_col_side_to_im(s, top[i]->diff + n * top_dim, weight, bottom[i]->diff + n * bottom_dim);
-    }
-    return;
-  }
-  if (s->dnnl) {
-    /* backward cannot return an error; oneDNN allocated everything when the
-     * primitives were built, so a failure here is a bug, not bad input */
-    for (int i = 0; i < l->num_tops; i++) {
-      int rc = cg_dnnl_conv_backward(s->dnnl, bottom[i]->data, top[i]->diff, weight, weight_diff, bias_diff,
-                                     propagate_down[i] ? bottom[i]->diff : NULL);
+      int rc = s->kernel->backward(s->kernel_state, bottom[i]->data, top[i]->diff, weight, weight_diff, bias_diff,
+                                   propagate_down[i] ? bottom[i]->diff : NULL);
       if (rc) cg_assert_fail(__FILE__, __LINE__, cg_error_message());
     }
     return;

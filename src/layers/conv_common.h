@@ -34,12 +34,11 @@ typedef struct cg_conv_state {
   size_t bcol_capacity;
   float *btop;                  /* [col_channels, batch * col spatial]: the top (diff) of a chunk */
   size_t btop_capacity;
-  bool single; /* Convolution of one input channel through math/conv_single.h */
-  float *single_scratch; /* its weight gradient's per-share sums */
-  size_t single_scratch_capacity;
-  /* Convolution through oneDNN (math/dnnl_conv.h) when it takes the shape; NULL: the gemm path */
-  struct cg_dnnl_conv *dnnl;
-  int dnnl_num, dnnl_h, dnnl_w; /* the bottom shape dnnl was built for */
+  const struct cg_backend *backend; /* the layer's: its gemm, and its convolution kernels */
+  /* Convolution through one of the backend's kernels when one takes the shape; NULL: im2col + gemm */
+  const struct cg_conv_kernel_ops *kernel;
+  void *kernel_state;
+  int built_num, built_h, built_w; /* the bottom shape (images, height, width) the kernel was built for */
 } cg_conv_state;
 
 /* Parses convolution_param, checks it against bottom[0], declares the weight

@@ -1,9 +1,10 @@
 /* The Data layer: batches of Datum records from an LMDB (raw, float or encoded
- * JPEG/PNG), transformed as Caffe's DataTransformer does, prepared ahead by
+ * JPEG/PNG) or of the records of Hadoop SequenceFiles, transformed as Caffe's DataTransformer does, prepared ahead by
  * background threads. With W ranks each reads its own floor(N/W) records per
  * epoch (src/data/partition.h); the position saved in snapshots resumes exactly. */
 #include <stdlib.h>
 
+#include "caffegrid/data.h"
 #include "core/layer.h"
 #include "data/data_feed.h"
 
@@ -11,16 +12,45 @@ typedef struct data_state {
   cg_data_feed *feed;
 } data_state;
 
+/* What reads `source`, decided by what it holds (caffegrid/data.h, as `inspect`
+ * and the Python module decide): an LMDB, or SequenceFiles of Datums or images
+ * (how CaffeOnSpark users keep theirs). */
+static int source_type_of(const char *source, const char **type) {
+  cg_data_kind kind;
+  int rc = cg_data_kind_of(source, &kind);
+  if (rc) return cg_error_wrap(rc, "data_param.source: ");
+  switch (kind) {
+  case CG_DATA_LMDB: *type = "lmdb"; return CG_OK;
+  case CG_DATA_SEQFILE:
+  case CG_DATA_SEQFILE_DIR: *type = "seqfile"; return CG_OK;
+  case CG_DATA_HDF5:
+  case CG_DATA_HDF5_LIST:
+    return cg_error(CG_ERR_INVALID, "data_param.source '%s' is HDF5, not a database: read it with an HDF5Data layer",
+                    source);
+  case CG_DATA_IMAGE_LIST:
+    return cg_error(CG_ERR_INVALID,
+                    "data_param.source '%s' is a text file, not a database: an image list is read by an ImageData "
+                    "layer",
+                    source);
+  default:
+    return cg_error(CG_ERR_INVALID, "data_param.source '%s' is not an LMDB or a SequenceFile", source);
+  }
+}
+
 static int data_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   (void)bottom, (void)top;
   const Caffe__DataParameter *p = l->param->data_param;
   if (!p || !p->source || !p->source[0]) return cg_error(CG_ERR_INVALID, "needs data_param.source");
-  if (p->backend != CAFFE__DATA_PARAMETER__DB__LMDB)
+  /* Caffe's default backend is LevelDB; one not written is decided by the source itself */
+  if (p->has_backend && p->backend != CAFFE__DATA_PARAMETER__DB__LMDB)
     return cg_error(CG_ERR_UNSUPPORTED,
-                    "data_param.backend: only LMDB is supported (LevelDB is not); set backend: LMDB");
+                    "data_param.backend: LevelDB is not supported; convert the data to LMDB (backend: LMDB)");
   if (p->batch_size == 0) return cg_error(CG_ERR_INVALID, "data_param.batch_size must be positive");
+  const char *type = NULL;
+  int rc = source_type_of(p->source, &type);
+  if (rc) return rc;
   cg_data_feed_config c = {
-      .source_type = "lmdb",
+      .source_type = type,
       .location = p->source,
       .batch_size = (int)p->batch_size,
       .rand_skip = p->rand_skip,

@@ -4,6 +4,7 @@
 
 #include "core/layer.h"
 #include "layers/scratch.h"
+#include "math/backend.h"
 #include "math/math.h"
 
 static const Caffe__InnerProductParameter ip_defaults = CAFFE__INNER_PRODUCT_PARAMETER__INIT;
@@ -81,7 +82,7 @@ static int ip_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) 
   float *out = top[0]->data;
   const float *bias = s->bias_term ? l->params[1]->data : NULL;
   if (weights_on_left(s)) {
-    cg_gemm(false, true, N, M, K, 1.0f, l->params[0]->data, bottom[0]->data, 0.0f, s->flipped);
+    cg_backend_gemm(l->backend, false, true, N, M, K, 1.0f, l->params[0]->data, bottom[0]->data, 0.0f, s->flipped);
     enum { TILE = 64 }; /* a tile of top^T's rows stays in cache while its columns are read */
     for (int n0 = 0; n0 < N; n0 += TILE) {
       int n1 = N - n0 < TILE ? N : n0 + TILE;
@@ -90,7 +91,7 @@ static int ip_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) 
     }
     return CG_OK;
   }
-  cg_gemm(false, !s->transpose, M, N, K, 1.0f, bottom[0]->data, l->params[0]->data, 0.0f, out);
+  cg_backend_gemm(l->backend, false, !s->transpose, M, N, K, 1.0f, bottom[0]->data, l->params[0]->data, 0.0f, out);
   if (bias) {
     for (int m = 0; m < M; m++) {
       float *row = out + (size_t)m * N;
@@ -106,9 +107,9 @@ static void ip_backward(cg_layer *l, cg_blob *const *top, const bool *propagate_
   if (M == 0) return;
   const float *top_diff = top[0]->diff, *in = bottom[0]->data, *weight = l->params[0]->data;
   if (s->transpose)
-    cg_gemm(true, false, K, N, M, 1.0f, in, top_diff, 1.0f, l->params[0]->diff); /* [K,N] += in^T top_diff */
+    cg_backend_gemm(l->backend, true, false, K, N, M, 1.0f, in, top_diff, 1.0f, l->params[0]->diff); /* [K,N] += in^T top_diff */
   else
-    cg_gemm(true, false, N, K, M, 1.0f, top_diff, in, 1.0f, l->params[0]->diff); /* [N,K] += top_diff^T in */
+    cg_backend_gemm(l->backend, true, false, N, K, M, 1.0f, top_diff, in, 1.0f, l->params[0]->diff); /* [N,K] += top_diff^T in */
   if (s->bias_term) {
     float *bias_diff = l->params[1]->diff;
     for (int m = 0; m < M; m++) { /* fixed order, row by row */
@@ -117,7 +118,7 @@ static void ip_backward(cg_layer *l, cg_blob *const *top, const bool *propagate_
     }
   }
   if (propagate_down[0]) /* bottom_diff[M,K] = top_diff[M,N] * W[N,K] (or * W^T when W is [K,N]) */
-    cg_gemm(false, s->transpose, M, K, N, 1.0f, top_diff, weight, 0.0f, bottom[0]->diff);
+    cg_backend_gemm(l->backend, false, s->transpose, M, K, N, 1.0f, top_diff, weight, 0.0f, bottom[0]->diff);
 }
 
 static void ip_destroy(cg_layer *l) {

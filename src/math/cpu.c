@@ -1,25 +1,9 @@
-/* CPU math backend: gemms through oneDNN's sgemm (OpenBLAS's CBLAS as the fallback
- * and after cg_runtime_use_openblas_gemm(true)), plus im2col/col2im. */
-#include <cblas.h>
-#include <oneapi/dnnl/dnnl.h>
+/* Vector helpers and im2col/col2im on the CPU (the gemms are the backend's:
+ * backend_cpu.c). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "caffegrid/runtime.h"
 #include "math/math.h"
-#include "math/threads.h"
-
-void cg_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, const float *B,
-             float beta, float *C) {
-  int lda = trans_a ? M : K, ldb = trans_b ? K : N;
-  cg_gemm_ld(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
-}
-
-void cg_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta, float *y) {
-  /* y as a 1-column matrix: op(A) [rows x cols] times x [cols x 1] */
-  int rows = trans_a ? N : M, cols = trans_a ? M : N;
-  cg_gemm_ld(trans_a, false, rows, 1, cols, alpha, A, N, x, 1, beta, y, 1);
-}
 
 void cg_axpy(size_t n, float alpha, const float *x, float *y) {
   for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
@@ -104,27 +88,6 @@ void cg_col2im(const float *col, int channels, int height, int width, int kernel
       }
     }
   }
-}
-
-static bool gemm_openblas = false;
-
-void cg_gemm_use_openblas(bool on) { gemm_openblas = on; }
-void cg_runtime_use_openblas_gemm(bool on) { cg_gemm_use_openblas(on); }
-
-/* oneDNN's sgemm (row-major, on the OpenMP threads its convolutions use; see
- * math/threads.h), or OpenBLAS's after cg_runtime_use_openblas_gemm(true). */
-void cg_gemm_ld(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                int ldb, float beta, float *C, int ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (!gemm_openblas) {
-    int saved = cg_math_threads_enter(cg_math_threads());
-    dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C,
-                                  ldc);
-    cg_math_threads_leave(saved);
-    if (st == dnnl_success) return;
-  }
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* The output columns [*lo, *hi) whose input column x0 + ox * stride lies inside [0, width). */

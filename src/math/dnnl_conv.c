@@ -44,13 +44,6 @@ static int dnnl_failed(dnnl_status_t st, const char *what) {
     if (st_ != dnnl_success) return dnnl_failed(st_, what); \
   } while (0)
 
-static bool dnnl_choice = true;
-
-bool cg_dnnl_conv_enabled(void) { return dnnl_choice; }
-
-void cg_dnnl_conv_use(bool on) { dnnl_choice = on; }
-void cg_runtime_use_fast_conv(bool on) { cg_dnnl_conv_use(on); }
-
 static int port_init(port *p, dnnl_engine_t eng, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
                      bool output) {
   DNNL_TRY(dnnl_memory_create(&p->user, plain, eng, DNNL_MEMORY_NONE), "memory");

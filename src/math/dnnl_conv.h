@@ -9,20 +9,12 @@
 
 #include <stdbool.h>
 
+#include "math/backend.h"
+
 typedef struct cg_dnnl_conv cg_dnnl_conv;
 
-typedef struct cg_dnnl_conv_shape {
-  int num, channels, height, width;   /* bottom */
-  int num_output, out_height, out_width; /* top */
-  int group, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  bool bias;
-} cg_dnnl_conv_shape;
-
-/* Whether Convolution layers built from now on use oneDNN (and the direct
- * single-channel kernels): on by default; cg_runtime_use_fast_conv(false) (the CLI's
- * CAFFEGRID_CONV=gemm) or cg_dnnl_conv_use(false) turns it off (tests compare both). */
-bool cg_dnnl_conv_enabled(void);
-void cg_dnnl_conv_use(bool on);
+/* The shape, as every convolution kernel sees it (math/backend.h). */
+typedef cg_conv_shape cg_dnnl_conv_shape;
 
 /* Builds the primitives for one shape into *out. *out is NULL (and CG_OK is
  * returned) when oneDNN cannot take the shape as Caffe defines it: the caller

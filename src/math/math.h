@@ -1,22 +1,11 @@
-/* The math backend the layers call: BLAS-shaped functions over float arrays.
- * CPU implementation in cpu.c (OpenBLAS); a CUDA backend later provides the same names. */
+/* Vector helpers and im2col/col2im over float arrays (cpu.c); the gemms and
+ * convolutions are the net's backend's (math/backend.h). */
 #ifndef CG_MATH_H
 #define CG_MATH_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, row-major. oneDNN's sgemm
- * by default; OpenBLAS's after cg_runtime_use_openblas_gemm(true) (the CLI's
- * CAFFEGRID_GEMM=openblas) or cg_gemm_use_openblas(true) (tests run both). */
-void cg_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, const float *B,
-             float beta, float *C);
-/* The same with explicit leading dimensions (row strides) of A, B and C. */
-void cg_gemm_ld(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                int ldb, float beta, float *C, int ldc);
-void cg_gemm_use_openblas(bool on);
-/* y[M or N] = alpha * op(A) x + beta * y, A is M x N row-major. */
-void cg_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta, float *y);
 void cg_axpy(size_t n, float alpha, const float *x, float *y);        /* y += alpha x */
 void cg_axpby(size_t n, float alpha, const float *x, float beta, float *y); /* y = alpha x + beta y */
 void cg_scal(size_t n, float alpha, float *x);

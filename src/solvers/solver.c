@@ -31,7 +31,7 @@ static int build_net(cg_solver *s, const char *path, const Caffe__NetParameter *
   /* test nets read each rank's share of the test set in order, nothing left out */
   cg_net_options o = {.phase = phase, .seed = seed, .rank = s->opt.rank, .world_size = s->opt.world_size,
                       .exact_pass = phase == 1, .data_threads = s->opt.data_threads,
-                      .skip_bad_records = s->opt.skip_bad_records};
+                      .skip_bad_records = s->opt.skip_bad_records, .backend = s->opt.backend};
   if (state) {
     o.level = state->level;
     for (size_t i = 0; i < state->n_stage && i < 32; i++) stages[o.num_stages++] = state->stage[i];
