@@ -45,4 +45,22 @@ expect_error "convert of a non-MNIST file" "not an MNIST image file" "$CAFFEGRID
 check "failed convert leaves no database behind" test ! -e "$WORK/x_lmdb"
 expect_error "convert refuses to overwrite" "already exists" "$CAFFEGRID" convert mnist "$SHARED_DATA/mnist/t10k-images-idx3-ubyte.gz" \
   "$SHARED_DATA/mnist/t10k-labels-idx1-ubyte.gz" "$WORK/mnist_test_lmdb"
+
+# the flags every command shares are refused and validated the same way everywhere (tools/cli_context.c)
+net plain.prototxt ''
+for cmd in train test time features; do
+  what=(-model "$WORK/plain.prototxt"); [ $cmd = train ] && what=(-solver x.prototxt)
+  [ $cmd = features ] && what+=(-features data -output "$WORK/feat_$cmd")
+  expect_error "$cmd refuses -gpu" "caffegrid $cmd: -gpu was given but this build has no GPU support" \
+    "$CAFFEGRID" $cmd "${what[@]}" -gpu 0
+done
+for cmd in train features; do
+  what=(-model "$WORK/plain.prototxt" -features data -output "$WORK/feat_dev"); [ $cmd = train ] && what=(-solver x.prototxt)
+  expect_error "$cmd refuses -devices 2" "caffegrid $cmd: -devices 2: this CPU build runs one device per process" \
+    "$CAFFEGRID" $cmd "${what[@]}" -devices 2
+done
+for cmd in test time; do
+  expect_error "$cmd validates -phase" "caffegrid $cmd: -phase must be TRAIN or TEST, got 'test'" \
+    "$CAFFEGRID" $cmd -model "$WORK/plain.prototxt" -phase test
+done
 report

@@ -20,6 +20,7 @@
 #include "caffegrid/environment.h"
 #include "commands.h"
 #include "feature_writer.h"
+#include "cli_context.h"
 #include "flags.h"
 
 enum { MAX_FEATURES = 64 };
@@ -135,6 +136,8 @@ int cmd_features(int argc, char **argv) {
       {"output", NULL, false, "output directory (part-NNNNN per rank, then _SUCCESS)"},
       {"outputFormat", NULL, false, "json (default), csv or libsvm"},
       {"overwrite", NULL, true, "replace results already in the output directory"},
+      {"devices", NULL, false, "CaffeOnSpark: devices per process (CPU build: must be 1)"},
+      {"gpu", NULL, false, "not available in this build: CPU only"},
       {"help", NULL, true, "this help"},
       {NULL, NULL, false, NULL},
   };
@@ -171,21 +174,22 @@ int cmd_features(int argc, char **argv) {
   char *list = strdup(features), *names[MAX_FEATURES];
   int num = 0;
   for (char *save, *s = strtok_r(list, ",", &save); s && num < MAX_FEATURES; s = strtok_r(NULL, ",", &save)) names[num++] = s;
-  cg_comm *comm = NULL;
-  if (cg_env_comm_create(NULL, NULL, &comm)) {
-    fprintf(stderr, "caffegrid features: %s\n", cg_error_message());
+  cg_cli_context ctx;
+  if (!cg_cli_begin(flags, "features", 1, true, &ctx)) {
+    free(list);
+    free(conf_net);
     return 1;
   }
-  int rank = cg_comm_rank(comm), world = cg_comm_size(comm);
-  if (rank != 0) cg_log_set_quiet(1);
+  cg_comm *comm = ctx.comm;
+  int rank = ctx.net.rank, world = ctx.net.world_size;
   int rc = num ? CG_OK : cg_error(CG_ERR_INVALID, "-features names no blob");
   if (!rc && rank == 0) rc = prepare_output(output, cg_flag_get(flags, "overwrite") != NULL);
   double failed = rc ? 1 : 0; /* rank 0's verdict on the directory, shared */
   if (cg_comm_allreduce_max(comm, &failed, 1) == 0 && failed && !rc)
     rc = cg_error(CG_ERR_IO, "the output directory could not be prepared (see rank 0)");
   cg_net *net = NULL;
-  cg_net_options opt = {.phase = 1, .rank = rank, .world_size = world, .exact_pass = true};
-  if (!rc) rc = cg_env_data_options(&opt.data_threads, &opt.skip_bad_records);
+  cg_net_options opt = ctx.net;
+  opt.exact_pass = true;
   if (!rc) rc = cg_net_create_from_file(model, &opt, &net);
   if (!rc && weights) rc = cg_net_load_weights(net, weights);
   long rows = 0;
@@ -208,7 +212,7 @@ int cmd_features(int argc, char **argv) {
     }
   }
   cg_net_free(net);
-  cg_comm_free(comm);
+  cg_cli_end(&ctx);
   free(list);
   free(conf_net);
   return rc ? 1 : 0;

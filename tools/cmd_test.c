@@ -17,6 +17,7 @@
 #include "caffegrid/solver.h"
 #include "caffegrid/environment.h"
 #include "commands.h"
+#include "cli_context.h"
 #include "flags.h"
 
 /* CaffeOnSpark's -output: one "name: value" line per output, written atomically. */
@@ -88,13 +89,14 @@ int cmd_test(int argc, char **argv) {
     fprintf(stderr, "caffegrid test: -iterations must be positive and at most %d\n", INT_MAX);
     return 1;
   }
-  if (cg_flag_refuses_gpu(flags, "test")) return 1;
-  cg_net_options opt = {.phase = 1, .level = (int)level, .world_size = 1};
-  if (!cg_flag_phase(flags, 1, "test", &opt.phase)) return 1;
-  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) {
-    fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
+  cg_cli_context ctx;
+  if (!cg_cli_begin(flags, "test", 1, true, &ctx)) {
+    free(conf_net);
     return 1;
   }
+  cg_comm *comm = ctx.comm;
+  cg_net_options opt = ctx.net;
+  opt.level = (int)level;
   char *stage_copy = NULL;
   const char *stages[32];
   if (cg_flag_get(flags, "stage")) {
@@ -103,13 +105,6 @@ int cmd_test(int argc, char **argv) {
       stages[opt.num_stages++] = s;
     opt.stages = stages;
   }
-  cg_comm *comm = NULL;
-  if (cg_env_comm_create(NULL, NULL, &comm)) {
-    fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
-    return 1;
-  }
-  opt.rank = cg_comm_rank(comm), opt.world_size = cg_comm_size(comm);
-  if (opt.rank != 0) cg_log_set_quiet(1);
   CG_LOG_INFO("Use CPU.");
   cg_net *net = NULL;
   int rc = cg_net_create_from_file(model, &opt, &net);
@@ -122,7 +117,7 @@ int cmd_test(int argc, char **argv) {
   if (rc) {
     fprintf(stderr, "caffegrid test: %s\n", cg_error_message());
     cg_net_free(net);
-    cg_comm_free(comm);
+    cg_cli_end(&ctx);
     free(conf_net);
     return 1;
   }
@@ -167,6 +162,6 @@ int cmd_test(int argc, char **argv) {
   free(means);
   free(conf_net);
   cg_net_free(net);
-  cg_comm_free(comm);
+  cg_cli_end(&ctx);
   return rc ? 1 : 0;
 }

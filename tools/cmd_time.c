@@ -9,6 +9,7 @@
 #include "caffegrid/net.h"
 #include "caffegrid/environment.h"
 #include "commands.h"
+#include "cli_context.h"
 #include "flags.h"
 
 static double now_ms(void) {
@@ -41,12 +42,12 @@ int cmd_time(int argc, char **argv) {
     fprintf(stderr, "caffegrid time: -model NET is required and -iterations must be positive\n");
     return 1;
   }
-  if (cg_flag_refuses_gpu(flags, "time")) return 1;
-  cg_net_options opt = {.world_size = 1, .seed = 1701};
-  if (!cg_flag_phase(flags, 0, "time", &opt.phase)) return 1;
+  cg_cli_context ctx;
+  if (!cg_cli_begin(flags, "time", 0, false, &ctx)) return 1;
+  cg_net_options opt = ctx.net;
+  opt.seed = 1701;
   cg_net *net = NULL;
-  int rc = cg_env_data_options(&opt.data_threads, &opt.skip_bad_records);
-  if (!rc) rc = cg_net_create_from_file(model, &opt, &net);
+  int rc = cg_net_create_from_file(model, &opt, &net);
   if (!rc && cg_flag_get(flags, "weights")) rc = cg_net_load_weights(net, cg_flag_get(flags, "weights"));
   if (rc) {
     fprintf(stderr, "caffegrid time: %s\n", cg_error_message());

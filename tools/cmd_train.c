@@ -13,6 +13,7 @@
 #include "caffegrid/solver.h"
 #include "caffegrid/environment.h"
 #include "commands.h"
+#include "cli_context.h"
 #include "flags.h"
 #include "caffegrid/runtime.h"
 #include "signals.h"
@@ -66,24 +67,18 @@ int cmd_train(int argc, char **argv) {
   }
   const char *solver_path = cg_flag_get(flags, "solver");
   if (!solver_path) solver_path = cg_flag_get(flags, "conf");
-  long iterations, cluster_size, bucket_mb, check_every, devices;
+  long iterations, cluster_size, bucket_mb, check_every;
   if (!cg_flag_int(flags, "iterations", 0, &iterations) || !cg_flag_int(flags, "clusterSize", 0, &cluster_size) ||
-      !cg_flag_int(flags, "bucket_mb", 4, &bucket_mb) || !cg_flag_int(flags, "check_every", 0, &check_every) ||
-      !cg_flag_int(flags, "devices", 1, &devices))
+      !cg_flag_int(flags, "bucket_mb", 4, &bucket_mb) || !cg_flag_int(flags, "check_every", 0, &check_every))
     return 1;
   if (iterations < 0) {
     fprintf(stderr, "caffegrid train: -iterations must be positive, got %ld\n", iterations);
-    return 1;
-  }
-  if (devices != 1) {
-    fprintf(stderr, "caffegrid train: -devices %ld: this CPU build runs one device per process; start more ranks instead\n", devices);
     return 1;
   }
   if (!solver_path) {
     fprintf(stderr, "caffegrid train: -solver is required (a solver .prototxt)\n");
     return 1;
   }
-  if (cg_flag_refuses_gpu(flags, "train")) return 1;
   const char *weights = cg_flag_get(flags, "weights"), *snapshot = cg_flag_get(flags, "snapshot");
   if (weights && snapshot) {
     fprintf(stderr, "caffegrid train: give -weights (fine-tune) or -snapshot (resume), not both\n");
@@ -102,36 +97,29 @@ int cmd_train(int argc, char **argv) {
       return 1;
     }
   }
-  cg_comm *comm = NULL;
-  if (cg_env_comm_create(NULL, NULL, &comm)) {
-    fprintf(stderr, "caffegrid train: %s\n", cg_error_message());
-    return 1;
-  }
-  int rank = cg_comm_rank(comm), world = cg_comm_size(comm);
+  cg_cli_context ctx;
+  if (!cg_cli_begin(flags, "train", 0, true, &ctx)) return 1;
+  cg_comm *comm = ctx.comm;
+  int rank = ctx.net.rank, world = ctx.net.world_size;
   share_cores_between_local_ranks();
-  if (rank != 0) cg_log_set_quiet(1); /* rank 0 speaks for the job */
   if (cluster_size && cluster_size != world) {
     fprintf(stderr, "caffegrid train: -clusterSize %ld but the job was launched with %d rank(s)\n", cluster_size, world);
-    cg_comm_free(comm);
+    cg_cli_end(&ctx);
     return 1;
   }
   cg_solver_options opt = {.comm = comm, .max_iter = iterations, .final_model = cg_flag_get(flags, "model"),
                            .progress = isatty(2) != 0 && rank == 0, .bucket_bytes = (size_t)bucket_mb << 20,
-                           .check_every = (int)check_every};
-  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) {
-    fprintf(stderr, "caffegrid train: %s\n", cg_error_message());
-    cg_comm_free(comm);
-    return 1;
-  }
+                           .check_every = (int)check_every, .data_threads = ctx.net.data_threads,
+                           .skip_bad_records = ctx.net.skip_bad_records};
   const char *on_nonfinite = cg_flag_get(flags, "on_nonfinite");
   if (on_nonfinite && strcmp(on_nonfinite, "stop") != 0 && strcmp(on_nonfinite, "continue") != 0) {
     fprintf(stderr, "caffegrid train: -on_nonfinite must be stop or continue, got '%s'\n", on_nonfinite);
-    cg_comm_free(comm);
+    cg_cli_end(&ctx);
     return 1;
   }
   opt.continue_on_nonfinite = on_nonfinite && strcmp(on_nonfinite, "continue") == 0;
   if (!cg_signals_install(flags, "train", &opt)) {
-    cg_comm_free(comm);
+    cg_cli_end(&ctx);
     return 1;
   }
   CG_LOG_INFO("Use CPU.");
@@ -158,6 +146,6 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "%s\n", message);
   }
   cg_solver_free(s);
-  cg_comm_free(comm);
+  cg_cli_end(&ctx);
   return rc ? 1 : 0;
 }

@@ -17,8 +17,10 @@ typedef struct data_state {
  * (how CaffeOnSpark users keep theirs). */
 static int source_type_of(const char *source, const char **type) {
   cg_data_kind kind;
-  int rc = cg_data_kind_of(source, &kind);
-  if (rc) return cg_error_wrap(rc, "data_param.source: ");
+  if (cg_data_kind_of(source, &kind) != CG_OK) {
+    *type = "lmdb"; /* not there or unreadable: the LMDB reader says so, as Caffe would */
+    return CG_OK;
+  }
   switch (kind) {
   case CG_DATA_LMDB: *type = "lmdb"; return CG_OK;
   case CG_DATA_SEQFILE:
