@@ -21,6 +21,7 @@
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
 #include "caffegrid/prefetch.h"
+#include "caffegrid/records_file.h"
 #include "caffegrid/rng.h"
 #include "caffegrid/runtime.h"
 #include "caffegrid/seqfile.h"

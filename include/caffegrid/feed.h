@@ -3,6 +3,8 @@
 #ifndef CAFFEGRID_FEED_H
 #define CAFFEGRID_FEED_H
 
+#include <stdbool.h>
+
 #include "caffegrid/net.h"
 
 #include "caffegrid/api.h"
@@ -30,6 +32,19 @@ int cg_net_feed_shape(const cg_net *net, const char *layer, cg_feed_shape *shape
  * Both arrays are BORROWED: they must stay valid and unmoved until the next feed
  * of this layer or until the net is freed. */
 int cg_net_feed(cg_net *net, const char *layer, const float *data, const float *labels, int n);
+/* Reads the layer's batches from a data source instead (caffegrid/source.h: a
+ * "records" file of rows a host program was handed, an LMDB, ...), exactly as a
+ * Data layer reads its database: the layer's transform_param applied per record
+ * in prefetch threads (the net's data_threads), random crops and mirrors drawn per
+ * record, and the read position saved in snapshots and restored by resume (a
+ * position restored before the source is attached applies to it). The records must
+ * come out of the transform in the layer's channels x height x width.
+ * The net's rank and world size share the source as ranks share an LMDB (records
+ * r, r+W, ...); with `rank_share` the source already holds only this rank's share
+ * in that order (a Spark task's local copy), and is read whole, with the draws rank
+ * r would make. An exact-pass net (scoring, features) reads it once. */
+int cg_net_feed_source(cg_net *net, const char *layer, const char *source_type, const char *location,
+                       bool rank_share);
 
 CG_API_END
 

@@ -45,6 +45,11 @@ typedef struct cg_prefetch_config {
   int batch_size;
   int channels, height, width; /* shape of one transformed item; another shape is an error */
   int rank, world;             /* partition */
+  /* The source holds only this rank's share (records r, r+W, ... of the whole, in
+   * order: a Spark task's copy of its rows): it is read as by a single rank, while
+   * every record still draws its crop and mirror as rank `rank` draws them, so the
+   * batches equal those of rank r reading the whole source (N a multiple of W). */
+  bool rank_share;
   bool shuffle;                /* reshuffle every epoch (partition.h) */
   bool exact;                  /* one exact pass over this rank's records (cg_partition_exact) */
   uint64_t seed;               /* shuffles, crops and mirrors; the same on every rank */

@@ -51,6 +51,7 @@ extern PyTypeObject SolverHandle_Type;
 extern PyTypeObject TcpListener_Type;
 extern PyTypeObject CommHandle_Type;
 extern PyTypeObject SourceReader_Type;
+extern PyTypeObject RecordsWriter_Type;
 
 /* Raises the caffegrid exception for status `code` with the C library's message; returns NULL. */
 PyObject *cgpy_raise_status(int code);

@@ -259,8 +259,9 @@ PyMODINIT_FUNC PyInit__caffegrid(void) {
    * as many threads as the math, one pool for both */
   if (!getenv("OMP_NUM_THREADS")) omp_threads = cg_math_threads();
   cg_env_configure_runtime(); /* CAFFEGRID_CONV, CAFFEGRID_GEMM, CAFFEGRID_DENORMALS, as the CLI */
-  PyTypeObject *types[] = {&NetHandle_Type, &SolverHandle_Type, &TcpListener_Type, &CommHandle_Type, &SourceReader_Type};
-  const char *names[] = {"NetHandle", "SolverHandle", "TcpListener", "CommHandle", "SourceReader"};
+  PyTypeObject *types[] = {&NetHandle_Type, &SolverHandle_Type, &TcpListener_Type, &CommHandle_Type, &SourceReader_Type,
+                           &RecordsWriter_Type};
+  const char *names[] = {"NetHandle", "SolverHandle", "TcpListener", "CommHandle", "SourceReader", "RecordsWriter"};
   for (size_t i = 0; i < sizeof types / sizeof *types; i++)
     if (PyType_Ready(types[i]) < 0) return NULL;
   PyObject *m = PyModule_Create(&module_def);

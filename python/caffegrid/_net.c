@@ -442,6 +442,34 @@ static PyObject *net_feed(NetHandle *self, PyObject *args, PyObject *kwds) {
   Py_RETURN_NONE;
 }
 
+static PyObject *net_feed_source(NetHandle *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"layer", "type", "location", "rank_share", NULL};
+  PyObject *layer_obj, *location = NULL;
+  const char *type, *layer;
+  int rank_share = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OsO&|p", kwlist, &layer_obj, &type, PyUnicode_FSConverter, &location,
+                                   &rank_share))
+    return NULL;
+  if (check_net(self) || layer_arg(layer_obj, &layer) || cgpy_enter(self->busy, "feed_source")) {
+    Py_DECREF(location);
+    return NULL;
+  }
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = cg_net_feed_source(self->net, layer, type, PyBytes_AS_STRING(location), rank_share);
+  Py_END_ALLOW_THREADS
+  *self->busy = 0;
+  Py_DECREF(location);
+  if (rc) return cgpy_raise_status(rc);
+  /* the layer no longer reads arrays fed before */
+  int index = cg_net_feed_layer(self->net, layer);
+  PyObject *key = index >= 0 ? PyLong_FromLong(index) : NULL;
+  if (key && PyDict_Contains(self->fed, key) == 1) PyDict_DelItem(self->fed, key);
+  Py_XDECREF(key);
+  PyErr_Clear();
+  Py_RETURN_NONE;
+}
+
 static PyObject *net_set_profiling(NetHandle *self, PyObject *arg) {
   int on = PyObject_IsTrue(arg);
   if (on < 0 || check_net(self) || cgpy_enter(self->busy, "set_profiling")) return NULL;
@@ -483,6 +511,8 @@ static PyMethodDef net_methods[] = {
     {"save_weights", (PyCFunction)net_save_weights, METH_O, "save_weights(path) -> None"},
     {"feed_shape", (PyCFunction)net_feed_shape, METH_O, "feed_shape(layer) -> (batch, channels, height, width)"},
     {"feed", (PyCFunction)(void (*)(void))net_feed, METH_VARARGS | METH_KEYWORDS, "feed(layer, data, labels=None) -> None"},
+    {"feed_source", (PyCFunction)(void (*)(void))net_feed_source, METH_VARARGS | METH_KEYWORDS,
+     "feed_source(layer, type, location, rank_share=False) -> None"},
     {"set_profiling", (PyCFunction)net_set_profiling, METH_O, "set_profiling(on) -> None"},
     {"layer_times", (PyCFunction)net_layer_times, METH_NOARGS, "layer_times() -> tuple of (forward_ms, backward_ms)"},
     {NULL, NULL, 0, NULL},

@@ -325,6 +325,26 @@ class Net:
         """
         self._h.feed(layer, data, labels)
 
+    def feed_source(self, layer: Optional[str], source_type: str, location: PathLike, rank_share: bool = False) -> None:
+        """Makes a MemoryData layer read its batches from a data source, as a Data
+        layer reads its database: the layer's transform_param (mean_file or
+        mean_value, crop_size, mirror, scale, force_color/force_gray) is applied in
+        C to every record in prefetch threads, with random crops and mirrors in
+        TRAIN and centred crops in TEST, and the read position is saved in snapshots.
+
+        Args:
+            layer: the MemoryData layer's name, or None for the net's first one.
+            source_type: "records" (a file written by RecordsWriter), "lmdb",
+                "image_list", "seqfile" or "hdf5".
+            location: its path.
+            rank_share: the source holds only this rank's share of the records
+                (records r, r+W, ... in order); otherwise ranks share it.
+
+        The records must come out of the transform in the layer's channels x
+        height x width (ShapeError names both shapes otherwise).
+        """
+        self._h.feed_source(layer, source_type, location, rank_share)
+
     def set_input_arrays(self, data: np.ndarray, labels: Any = None) -> None:
         """pycaffe's name: feeds the net's first MemoryData layer (see ``feed``)."""
         self._h.feed(None, data, labels)

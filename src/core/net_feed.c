@@ -41,3 +41,13 @@ int cg_net_feed(cg_net *net, const char *layer, const float *data, const float *
   int rc = cg_memory_data_feed(&net->layers[i].layer, data, labels, n);
   return rc ? cg_error_wrap(rc, "%s: ", src_name(net)) : CG_OK;
 }
+
+int cg_net_feed_source(cg_net *net, const char *layer, const char *source_type, const char *location,
+                       bool rank_share) {
+  int i = cg_net_feed_layer(net, layer);
+  if (i < 0) return i;
+  if (!source_type || !location)
+    return cg_error(CG_ERR_INVALID, "%s: layer '%s': no source given", src_name(net), net->layers[i].layer.name);
+  int rc = cg_memory_data_feed_source(&net->layers[i].layer, source_type, location, rank_share);
+  return rc ? cg_error_wrap(rc, "%s: ", src_name(net)) : CG_OK;
+}

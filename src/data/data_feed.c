@@ -20,7 +20,8 @@ static uint64_t seed_of(const cg_layer *l) {
 static int probe_shape(cg_data_feed *f, uint64_t position) {
   cg_prefetch_config *c = &f->pcfg;
   cg_partition part;
-  int rc = cg_partition_init(&part, cg_source_count(f->source), c->rank, c->world, c->shuffle, c->seed);
+  int rc = cg_partition_init(&part, cg_source_count(f->source), c->rank_share ? 0 : c->rank,
+                             c->rank_share ? 1 : c->world, c->shuffle, c->seed);
   if (!rc && c->exact) cg_partition_exact(&part);
   if (rc) return cg_error_wrap(rc, "%s '%s': ", cg_source_type(f->source), cg_source_location(f->source));
   cg_pixels px = {0};
@@ -70,6 +71,7 @@ int cg_data_feed_open(cg_layer *l, const cg_data_feed_config *config, cg_data_fe
   c->rank = l->net ? l->net->opt.rank : 0;
   c->world = l->net && l->net->opt.world_size > 0 ? l->net->opt.world_size : 1;
   c->shuffle = config->shuffle;
+  c->rank_share = config->rank_share;
   c->exact = l->net && l->net->opt.exact_pass;
   c->seed = seed_of(l);
   c->depth = config->depth > 0 ? config->depth : 4;
@@ -154,6 +156,7 @@ cg_prefetch_stats cg_data_feed_stats(const cg_data_feed *f) { return feed_stats(
 
 size_t cg_data_feed_rank_records(const cg_data_feed *f) {
   size_t n = cg_source_count(f->source), w = (size_t)f->pcfg.world, r = (size_t)f->pcfg.rank;
+  if (f->pcfg.rank_share) w = 1, r = 0;
   return f->pcfg.exact ? (n - r + w - 1) / w : n / w;
 }
 

@@ -30,6 +30,7 @@ typedef struct cg_data_feed_config {
   int depth;           /* batches prepared ahead */
   cg_color_mode color; /* overrides transform_param's force_color/force_gray when not NATIVE */
   int resize_h, resize_w;
+  bool rank_share; /* the source is this rank's share alone (see cg_prefetch_config) */
 } cg_data_feed_config;
 
 typedef struct cg_data_feed {

@@ -247,7 +247,9 @@ int cg_prefetch_create(const cg_prefetch_config *config, uint64_t position, cg_p
     w->good = malloc(n * sizeof(bool));
     if (!w->good) rc = cg_error(CG_ERR_NOMEM, "out of memory");
     if (!rc) rc = cg_source_clone(c->source, &w->source);
-    if (!rc) rc = cg_partition_init(&w->part, cg_source_count(c->source), c->rank, c->world, c->shuffle, c->seed);
+    if (!rc)
+      rc = cg_partition_init(&w->part, cg_source_count(c->source), c->rank_share ? 0 : c->rank,
+                             c->rank_share ? 1 : c->world, c->shuffle, c->seed);
     if (!rc && c->exact) cg_partition_exact(&w->part);
   }
   if (!rc) rc = start_at(p, position);

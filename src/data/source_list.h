@@ -7,6 +7,7 @@
   X(cg_source_lmdb)       \
   X(cg_source_image_list) \
   X(cg_source_seqfile)    \
-  X(cg_source_hdf5)
+  X(cg_source_hdf5)       \
+  X(cg_source_records)
 
 #endif

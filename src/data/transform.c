@@ -2,6 +2,7 @@
  * value = (x - mean) * scale, read at the crop offset, mirrored columns when chosen. */
 #include "data/transform.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,8 +124,14 @@ static size_t chw_count(int c, int h, int w) {
   return n;
 }
 
-static int set_floats(cg_pixels *px, const float *src, int c, int h, int w) {
+/* Float values are the user's data: a NaN or infinity among them would train the
+ * net into NaN silently, so the record is refused (or skipped in skip mode). */
+static int set_floats(cg_pixels *px, const float *src, int c, int h, int w, const char *where) {
   size_t n = (size_t)c * h * w;
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(src[i]))
+      return cg_error(CG_ERR_CORRUPT, "record %s: value %zu of %zu is %s (input values must be finite)", where, i, n,
+                      isnan(src[i]) ? "NaN" : "infinite");
   if (n > px->floats_cap) {
     float *grown = realloc(px->floats, n * sizeof(float));
     if (!grown) return cg_error(CG_ERR_NOMEM, "out of memory");
@@ -182,7 +189,7 @@ static int load_datum(const cg_transform *t, const Caffe__Datum *d, cg_pixels *p
   }
   if (t->resize_h || t->color != CG_COLOR_NATIVE)
     return cg_error(CG_ERR_UNSUPPORTED, "record %s: float_data Datum cannot be resized or colour-converted", where);
-  return set_floats(px, d->float_data, c, h, w);
+  return set_floats(px, d->float_data, c, h, w, where);
 }
 
 int cg_transform_load(const cg_transform *t, const cg_record *rec, cg_pixels *px, const char *where) {
@@ -217,7 +224,7 @@ int cg_transform_load(const cg_transform *t, const cg_record *rec, cg_pixels *px
                         rec->width, rec->num_floats);
       if (t->resize_h || t->color != CG_COLOR_NATIVE)
         return cg_error(CG_ERR_UNSUPPORTED, "record %s: float records cannot be resized or colour-converted", where);
-      return set_floats(px, rec->floats, rec->channels, rec->height, rec->width);
+      return set_floats(px, rec->floats, rec->channels, rec->height, rec->width, where);
     }
   }
   return cg_error(CG_ERR_INVALID, "record %s: unknown record kind %d", where, (int)rec->kind);
