@@ -22,3 +22,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 python3 -c 'import numpy, pytest, setuptools' 2>/dev/null || python3 -m pip install -q numpy pytest setuptools # a python3 other than Debian's (pyenv, venv)
 python3 -c 'import pyspark' 2>/dev/null || python3 -m pip install -q 'pyspark>=3.5' # caffegrid.spark and its test
+# caffegrid.spark moves rows as Arrow batches (mapInArrow needs pyarrow and pandas)
+python3 -c 'import pyarrow, pandas' 2>/dev/null || python3 -m pip install -q pyarrow 'pandas>=2.2,<3'

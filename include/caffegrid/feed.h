@@ -24,7 +24,8 @@ typedef struct cg_feed_shape {
  * MemoryData layer), or a negative error: CG_ERR_NOT_FOUND when there is no such
  * layer, CG_ERR_INVALID when the named layer is not a MemoryData layer. */
 int cg_net_feed_layer(const cg_net *net, const char *layer);
-/* The shape that layer expects. */
+/* The shape of the batches that layer produces (its top: crop_size square when
+ * transform_param crops). */
 int cg_net_feed_shape(const cg_net *net, const char *layer, cg_feed_shape *shape);
 /* Hands the layer n samples: `data` is n*channels*height*width floats in
  * N x C x H x W order, `labels` n floats (NULL: labels read as 0). n must be a
@@ -38,13 +39,21 @@ int cg_net_feed(cg_net *net, const char *layer, const float *data, const float *
  * in prefetch threads (the net's data_threads), random crops and mirrors drawn per
  * record, and the read position saved in snapshots and restored by resume (a
  * position restored before the source is attached applies to it). The records must
- * come out of the transform in the layer's channels x height x width.
+ * come out of the transform in the layer's top shape: memory_data_param's channels x
+ * height x width, or crop_size x crop_size when transform_param crops (as
+ * CaffeOnSpark's data layers take the records' size from memory_data_param and
+ * crop it). options may be NULL.
  * The net's rank and world size share the source as ranks share an LMDB (records
  * r, r+W, ...); with `rank_share` the source already holds only this rank's share
  * in that order (a Spark task's local copy), and is read whole, with the draws rank
  * r would make. An exact-pass net (scoring, features) reads it once. */
+/* (see above) */
+typedef struct cg_feed_source_options {
+  bool rank_share; /* the source holds only this rank's share (see above) */
+  bool resize;     /* decoded images resized to memory_data_param's height x width (CaffeOnSpark's -resize) */
+} cg_feed_source_options;
 int cg_net_feed_source(cg_net *net, const char *layer, const char *source_type, const char *location,
-                       bool rank_share);
+                       const cg_feed_source_options *options);
 
 CG_API_END
 

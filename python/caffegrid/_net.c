@@ -28,22 +28,27 @@ static void net_dealloc(NetHandle *self) {
 }
 
 static int net_init(NetHandle *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"path", "phase", "level", "stages", "seed", NULL};
-  PyObject *path = NULL, *stages_arg = NULL;
-  int phase, level = 0;
+  static char *kwlist[] = {"path", "phase", "level", "stages", "seed", "rank", "world_size", "exact_pass",
+                           "skip_bad_records", NULL};
+  PyObject *path = NULL, *stages_arg = NULL, *skip_arg = Py_None;
+  int phase, level = 0, rank = 0, world_size = 1, exact_pass = 0;
   unsigned long long seed = 0;
   if (self->net || self->owner) {
     cgpy_raise("InvalidArgumentError", "NetHandle is already initialised");
     return -1;
   }
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&i|iOK", kwlist, PyUnicode_FSConverter, &path, &phase, &level,
-                                   &stages_arg, &seed))
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&i|iOKiipO", kwlist, PyUnicode_FSConverter, &path, &phase, &level,
+                                   &stages_arg, &seed, &rank, &world_size, &exact_pass, &skip_arg))
     return -1;
   PyObject *stages = NULL;
   const char *stage_names[MAX_STAGES];
   int num_stages = 0, rc = -1;
   if (phase != 0 && phase != 1) {
     cgpy_raise("InvalidArgumentError", "phase must be caffegrid.TRAIN (0) or caffegrid.TEST (1), got %d", phase);
+    goto done;
+  }
+  if (world_size < 1 || rank < 0 || rank >= world_size) {
+    cgpy_raise("InvalidArgumentError", "rank %d of world_size %d: need 0 <= rank < world_size", rank, world_size);
     goto done;
   }
   if (stages_arg && stages_arg != Py_None) {
@@ -61,10 +66,15 @@ static int net_init(NetHandle *self, PyObject *args, PyObject *kwds) {
   self->fed = PyDict_New();
   if (!self->fed) goto done;
   cg_net_options opt = {.phase = phase, .level = level, .stages = stage_names, .num_stages = num_stages,
-                        .seed = seed, .world_size = 1};
+                        .seed = seed, .rank = rank, .world_size = world_size, .exact_pass = exact_pass};
   if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
     cgpy_raise_status(CG_ERR_INVALID);
     goto done;
+  }
+  if (skip_arg != Py_None) { /* the caller's choice wins over CAFFEGRID_SKIP_BAD_RECORDS */
+    int skip = PyObject_IsTrue(skip_arg);
+    if (skip < 0) goto done;
+    opt.skip_bad_records = skip;
   }
   const char *path_c = PyBytes_AS_STRING(path);
   int status;
@@ -443,12 +453,12 @@ static PyObject *net_feed(NetHandle *self, PyObject *args, PyObject *kwds) {
 }
 
 static PyObject *net_feed_source(NetHandle *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"layer", "type", "location", "rank_share", NULL};
+  static char *kwlist[] = {"layer", "type", "location", "rank_share", "resize", NULL};
   PyObject *layer_obj, *location = NULL;
   const char *type, *layer;
-  int rank_share = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OsO&|p", kwlist, &layer_obj, &type, PyUnicode_FSConverter, &location,
-                                   &rank_share))
+  int rank_share = 0, resize = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OsO&|pp", kwlist, &layer_obj, &type, PyUnicode_FSConverter, &location,
+                                   &rank_share, &resize))
     return NULL;
   if (check_net(self) || layer_arg(layer_obj, &layer) || cgpy_enter(self->busy, "feed_source")) {
     Py_DECREF(location);
@@ -456,7 +466,8 @@ static PyObject *net_feed_source(NetHandle *self, PyObject *args, PyObject *kwds
   }
   int rc;
   Py_BEGIN_ALLOW_THREADS
-  rc = cg_net_feed_source(self->net, layer, type, PyBytes_AS_STRING(location), rank_share);
+  cg_feed_source_options o = {.rank_share = rank_share, .resize = resize};
+  rc = cg_net_feed_source(self->net, layer, type, PyBytes_AS_STRING(location), &o);
   Py_END_ALLOW_THREADS
   *self->busy = 0;
   Py_DECREF(location);
@@ -468,6 +479,34 @@ static PyObject *net_feed_source(NetHandle *self, PyObject *args, PyObject *kwds
   Py_XDECREF(key);
   PyErr_Clear();
   Py_RETURN_NONE;
+}
+
+/* ((id, valid), ...) of the batch a source-fed data layer produced last. */
+static PyObject *net_batch_ids(NetHandle *self, PyObject *unused) {
+  (void)unused;
+  if (check_net(self)) return NULL;
+  enum { MAX_IDS = 1 << 16 };
+  const char **ids = malloc(MAX_IDS * sizeof *ids);
+  bool *valid = malloc(MAX_IDS * sizeof *valid);
+  if (!ids || !valid) {
+    free(ids), free(valid);
+    return PyErr_NoMemory();
+  }
+  int n = cg_net_batch_ids(self->net, ids, valid, MAX_IDS);
+  PyObject *out = n < 0 ? cgpy_raise_status(n) : PyTuple_New(n);
+  for (int i = 0; out && i < n; i++) {
+    PyObject *item = Py_BuildValue("(sO)", ids[i], valid[i] ? Py_True : Py_False);
+    if (!item) Py_CLEAR(out);
+    else PyTuple_SET_ITEM(out, i, item);
+  }
+  free(ids), free(valid);
+  return out;
+}
+
+static PyObject *net_rank_records(NetHandle *self, PyObject *unused) {
+  (void)unused;
+  if (check_net(self)) return NULL;
+  return PyLong_FromSize_t(cg_net_rank_records(self->net));
 }
 
 static PyObject *net_set_profiling(NetHandle *self, PyObject *arg) {
@@ -511,8 +550,11 @@ static PyMethodDef net_methods[] = {
     {"save_weights", (PyCFunction)net_save_weights, METH_O, "save_weights(path) -> None"},
     {"feed_shape", (PyCFunction)net_feed_shape, METH_O, "feed_shape(layer) -> (batch, channels, height, width)"},
     {"feed", (PyCFunction)(void (*)(void))net_feed, METH_VARARGS | METH_KEYWORDS, "feed(layer, data, labels=None) -> None"},
+    {"batch_ids", (PyCFunction)net_batch_ids, METH_NOARGS, "batch_ids() -> ((id, valid), ...) of the last batch read"},
+    {"rank_records", (PyCFunction)net_rank_records, METH_NOARGS,
+     "rank_records() -> records this rank's data layer reads per epoch (per pass, in an exact pass)"},
     {"feed_source", (PyCFunction)(void (*)(void))net_feed_source, METH_VARARGS | METH_KEYWORDS,
-     "feed_source(layer, type, location, rank_share=False) -> None"},
+     "feed_source(layer, type, location, rank_share=False, resize=False) -> None"},
     {"set_profiling", (PyCFunction)net_set_profiling, METH_O, "set_profiling(on) -> None"},
     {"layer_times", (PyCFunction)net_layer_times, METH_NOARGS, "layer_times() -> tuple of (forward_ms, backward_ms)"},
     {NULL, NULL, 0, NULL},

@@ -35,8 +35,8 @@ static cg_solver_action python_poll(void *user) {
 
 static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"path", "comm", "text", "net_path", "snapshot_prefix", "max_iter", "no_interval_snapshots",
-                           "no_testing", "test_iter", NULL};
-  PyObject *path = NULL, *comm = Py_None;
+                           "no_testing", "test_iter", "skip_bad_records", NULL};
+  PyObject *path = NULL, *comm = Py_None, *skip_arg = Py_None;
   const char *text = NULL, *net_path = NULL, *snapshot_prefix = NULL;
   Py_ssize_t text_len = 0;
   long max_iter = 0;
@@ -45,9 +45,9 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
     cgpy_raise("InvalidArgumentError", "SolverHandle is already initialised");
     return -1;
   }
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O$z#zzlppi", kwlist, PyUnicode_FSConverter, &path, &comm, &text,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O$z#zzlppiO", kwlist, PyUnicode_FSConverter, &path, &comm, &text,
                                    &text_len, &net_path, &snapshot_prefix, &max_iter, &no_snapshots, &no_testing,
-                                   &test_iter))
+                                   &test_iter, &skip_arg))
     return -1;
   if (comm != Py_None && !PyObject_TypeCheck(comm, &CommHandle_Type)) {
     Py_DECREF(path);
@@ -63,6 +63,14 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
     Py_DECREF(path);
     cgpy_raise_status(CG_ERR_INVALID);
     return -1;
+  }
+  if (skip_arg != Py_None) { /* the caller's choice wins over CAFFEGRID_SKIP_BAD_RECORDS */
+    int skip = PyObject_IsTrue(skip_arg);
+    if (skip < 0) {
+      Py_DECREF(path);
+      return -1;
+    }
+    opt.skip_bad_records = skip;
   }
   cg_solver *solver = NULL;
   int rc;

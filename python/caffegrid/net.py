@@ -117,6 +117,12 @@ class Net:
         weights: a ``.caffemodel`` to copy weights from (layers matched by name).
         level, stages: the NetState that include/exclude rules test.
         seed: seed of the fillers and of random layers (dropout).
+        rank, world_size: this process's share of a data source (records
+            rank, rank + world_size, ...), as data-parallel ranks share one.
+        exact_pass: data layers read each of this rank's records once, in order
+            (scoring, features); the last batch is filled by wrapping around.
+        skip_bad_records: skip and count records that cannot be read (None:
+            as CAFFEGRID_SKIP_BAD_RECORDS says).
 
     Attributes:
         blobs: ordered ``{name: Blob}`` of every activation blob, in net order.
@@ -137,12 +143,14 @@ class Net:
     """
 
     def __init__(self, prototxt: PathLike, phase: Union[int, PathLike] = TEST, weights: Optional[PathLike] = None, *,
-                 level: int = 0, stages: Sequence[str] = (), seed: int = 0):
+                 level: int = 0, stages: Sequence[str] = (), seed: int = 0, rank: int = 0, world_size: int = 1,
+                 exact_pass: bool = False, skip_bad_records: Optional[bool] = None):
         if isinstance(phase, (str, bytes, os.PathLike)):  # pycaffe's Net(prototxt, weights, phase)
             phase, weights = (TEST if weights is None else weights), phase
         if phase not in (TRAIN, TEST) or isinstance(phase, bool):
             raise InvalidArgumentError(f"phase must be caffegrid.TRAIN or caffegrid.TEST, got {phase!r}")
-        self._attach(_caffegrid.NetHandle(prototxt, int(phase), level, tuple(stages), seed), None)
+        self._attach(_caffegrid.NetHandle(prototxt, int(phase), level, tuple(stages), seed, rank, world_size,
+                                          exact_pass, skip_bad_records), None)
         self.phase = int(phase)
         if weights is not None:
             self.copy_from(weights)
@@ -325,7 +333,13 @@ class Net:
         """
         self._h.feed(layer, data, labels)
 
-    def feed_source(self, layer: Optional[str], source_type: str, location: PathLike, rank_share: bool = False) -> None:
+    def batch_ids(self) -> List[Tuple[str, bool]]:
+        """(id, valid) of every record in the batch a source-fed data layer read
+        last; valid is False for the repeats that fill an exact pass's last batch."""
+        return list(self._h.batch_ids())
+
+    def feed_source(self, layer: Optional[str], source_type: str, location: PathLike, rank_share: bool = False,
+                    resize: bool = False) -> None:
         """Makes a MemoryData layer read its batches from a data source, as a Data
         layer reads its database: the layer's transform_param (mean_file or
         mean_value, crop_size, mirror, scale, force_color/force_gray) is applied in
@@ -338,12 +352,15 @@ class Net:
                 "image_list", "seqfile" or "hdf5".
             location: its path.
             rank_share: the source holds only this rank's share of the records
-                (records r, r+W, ... in order); otherwise ranks share it.
+                (records r, r+W, ...); otherwise ranks share it.
+            resize: decoded images are resized to memory_data_param's height x
+                width first (CaffeOnSpark's -resize).
 
-        The records must come out of the transform in the layer's channels x
-        height x width (ShapeError names both shapes otherwise).
+        The records must come out of the transform in the layer's top shape:
+        memory_data_param's channels x height x width, or crop_size square when
+        transform_param crops (ShapeError names both shapes otherwise).
         """
-        self._h.feed_source(layer, source_type, location, rank_share)
+        self._h.feed_source(layer, source_type, location, rank_share, resize)
 
     def set_input_arrays(self, data: np.ndarray, labels: Any = None) -> None:
         """pycaffe's name: feeds the net's first MemoryData layer (see ``feed``)."""

@@ -1,9 +1,10 @@
 """caffegrid.spark: CaffeOnSpark's training, testing and feature extraction on a
 real Spark cluster. Training is ONE barrier stage of cluster_size tasks: each
 task builds the solver on a TCP ring communicator whose addresses the tasks
-exchange with BarrierTaskContext.allGather, then feeds its partition to the
-net's MemoryData layer batch by batch; gradients travel task to task, never
-through the driver. Only rank 0's final weights come back to the driver.
+exchange with BarrierTaskContext.allGather, and its net's MemoryData layer reads
+the task's share of the rows from a local copy, exactly as a Data layer reads an
+LMDB; gradients travel task to task, never through the driver. Only rank 0's
+final weights come back to the driver.
 
     from caffegrid.spark import CaffeOnSpark
     cos = CaffeOnSpark(spark)
@@ -12,17 +13,18 @@ through the driver. Only rank 0's final weights come back to the driver.
     features = cos.features(df, ["ip1"], label="label")   # SampleID, ip1, label
     scores = cos.test(test_df)                               # {"accuracy": ..., "loss": ...}
 
-Sources are DataFrames with CaffeOnSpark's ImageDataFrame columns: ``id``,
-``label`` and ``data``, the sample's C*H*W pixels as raw bytes (uint8, or
-float32 little-endian when the length is 4*C*H*W), an array of numbers, or with
-``encoded`` true a JPEG/PNG file (optional ``channels``/``height``/``width``
-are checked); or paths every executor can read (LMDB of Datum, image list,
-SequenceFile), read by the tasks through the C library's sources. C, H, W come
-from the MemoryData layer's memory_data_param and values are multiplied by its
-``transform_param { scale }`` (no other transform is applied). Snapshots
-(``snapshot: N``) are written by rank 0; a barrier stage Spark retries after a
-task died resumes from the newest complete one. The executors need numpy,
-pyspark and this package (``pip install ./python``).
+Sources are DataFrames with CaffeOnSpark's ImageDataFrame columns: ``id``
+(unique, any sortable type), ``label`` and ``data``: the sample's pixels as raw
+bytes (uint8, or float32 little-endian when the length is 4*C*H*W), an array of
+numbers, or with ``encoded`` true a JPEG/PNG file; optional
+``channels``/``height``/``width`` give a raw row's size (else memory_data_param's).
+Or paths every executor can read (LMDB of Datum, image list, SequenceFile, HDF5),
+read by the tasks through the C library's sources. Rows travel as Arrow batches
+and enter the C data pipeline (caffegrid.spark_data); the MemoryData layer's
+whole transform_param is applied in C, per record, as the Data layer applies it.
+Snapshots (``snapshot: N``) are written by rank 0; a barrier stage Spark retries
+after a task died resumes from the newest complete one. The executors need
+numpy, pyarrow, pandas, pyspark and this package (``pip install ./python``).
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _caffegrid
+from . import _caffegrid, spark_data
 from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["CaffeOnSpark"]
@@ -48,23 +50,9 @@ def memory_data(net_text: str, phase: str, source_name: str = "net") -> Dict[str
     return _caffegrid.memory_data_info(net_text, source_name, 0 if phase == "TRAIN" else 1)
 
 
-def memory_data_scale(net_text: str, phase: str, source_name: str = "net") -> float:
-    """transform_param.scale of the MemoryData layer ``phase`` feeds (1 when absent).
-    The rest of Caffe's transform_param is refused, not ignored: the Spark path does
-    not apply it yet."""
-    info = memory_data(net_text, phase, source_name)
-    given = [name for name, on in (("mean_file", info["mean_file"]), ("mean_value", info["num_mean_values"]),
-                                   ("crop_size", info["crop_size"]), ("mirror", info["mirror"]),
-                                   ("force_color", info["force_color"]), ("force_gray", info["force_gray"])) if on]
-    if given:
-        raise UnsupportedError(f"caffegrid.spark: {source_name}: transform_param {', '.join(given)} of the {phase} "
-                               f"MemoryData layer '{info['layer']}' is not supported on the Spark path yet (only "
-                               "scale); prepare the pixels before training")
-    return float(info["scale"])
-
-
 def memory_data_shape(net_text: str, phase: str, source_name: str = "net") -> Tuple[int, int, int]:
-    """(channels, height, width) of the MemoryData layer ``phase`` feeds."""
+    """(channels, height, width) of the MemoryData layer ``phase`` feeds: the size of
+    its raw records (before transform_param crops them)."""
     info = memory_data(net_text, phase, source_name)
     for name in ("channels", "height", "width"):
         if info[name] <= 0:
@@ -98,76 +86,6 @@ def read_solver(path: str) -> Tuple[str, str]:
     return solver_text, net_text
 
 
-def sample_array(value: Any, sample: int, scale: float) -> np.ndarray:
-    """One sample's C*H*W values as float32, scaled: raw uint8 bytes, raw float32 bytes or a list of numbers."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        if len(raw) == sample:
-            x = np.frombuffer(raw, np.uint8).astype(np.float32)
-        elif len(raw) == 4 * sample:
-            x = np.frombuffer(raw, "<f4").astype(np.float32)
-        else:
-            raise InvalidArgumentError(f"caffegrid.spark: a 'data' value has {len(raw)} bytes; the MemoryData layer "
-                                       f"takes {sample} uint8 pixels ({sample} bytes) or {4 * sample} float32 bytes")
-    else:
-        x = np.asarray(value, np.float32).reshape(-1)
-        if x.size != sample:
-            raise InvalidArgumentError(f"caffegrid.spark: a 'data' array has {x.size} values, not {sample}")
-    if scale != 1.0:
-        x = x * np.float32(scale)
-    return x
-
-
-_DECODE_COLOR = {1: 2, 3: 1}  # the net's channels -> decode_image's colour mode (grey, BGR)
-
-
-class RowDecoder:
-    """A source row as the net's input: C*H*W float32 values, scaled. ``data``
-    holds raw pixels (uint8 or float32 bytes, or numbers) or, with
-    ``encoded`` true, a JPEG/PNG file decoded as Caffe's Data layer decodes it
-    (BGR or grey to match the net's channels; resized to the net's height x width
-    only when ``resize``). Optional ``channels``/``height``/``width`` columns are
-    checked against the net."""
-
-    def __init__(self, shape: Tuple[int, int, int], scale: float, resize: bool = False):
-        self.shape, self.scale, self.resize = tuple(shape), float(scale), bool(resize)
-        self.sample = self.shape[0] * self.shape[1] * self.shape[2]
-
-    def __call__(self, row: Any) -> np.ndarray:
-        if getattr(row, "encoded", None):
-            return self._decoded(row)
-        for name, want in zip(("channels", "height", "width"), self.shape):
-            have = getattr(row, name, None)
-            if have is not None and int(have) != want:
-                raise InvalidArgumentError(f"caffegrid.spark: row '{row.id}': field '{name}' is {have}, the "
-                                           f"MemoryData layer takes {want} (shape {'x'.join(map(str, self.shape))})")
-        try:
-            return sample_array(row.data, self.sample, self.scale)
-        except InvalidArgumentError as e:
-            raise InvalidArgumentError(f"row '{row.id}': {e}") from None
-
-    def _decoded(self, row: Any) -> np.ndarray:
-        from . import _caffegrid
-
-        channels, height, width = self.shape
-        if channels not in _DECODE_COLOR:
-            raise InvalidArgumentError(f"caffegrid.spark: row '{row.id}': encoded images need a net with 1 or 3 "
-                                       f"channels, not {channels}")
-        size = (height, width) if self.resize else (0, 0)
-        c, h, w, pixels, _ = _caffegrid.decode_image(bytes(row.data), f"row '{row.id}'", _DECODE_COLOR[channels], *size)
-        if (c, h, w) != self.shape:
-            raise InvalidArgumentError(f"caffegrid.spark: row '{row.id}': the image is {c}x{h}x{w}, the MemoryData "
-                                       f"layer takes {channels}x{height}x{width} (resize=True resizes)")
-        return sample_array(pixels, self.sample, self.scale)
-
-
-class SourceRow(NamedTuple):
-    """A record of a path source, as a DataFrame row would hold it (raw pixels in ``data``)."""
-    id: str
-    label: float
-    data: bytes
-
-
 _SOURCE_TYPES = ("lmdb", "image_list", "seqfile", "hdf5")
 
 
@@ -184,58 +102,6 @@ def source_type(path: str) -> Tuple[str, str]:
     elif path.startswith("file:"):
         path = path[len("file:"):]
     return _caffegrid.data_source_type(path), path
-
-
-def _read_path(path: str, partitions: int, shape: Tuple[int, int, int], resize: bool):
-    """mapPartitionsWithIndex function: partition p reads records p, p+P, ... of the
-    source, loaded as the Data layer loads them (Datum unpacked, images decoded to the
-    net's channels, resized to its height x width when ``resize``)."""
-    def read(index: int, _: Iterator[Any]) -> Iterator[SourceRow]:
-        from . import _caffegrid
-
-        kind, location = source_type(path)
-        reader = _caffegrid.SourceReader(kind, location)
-        color = _DECODE_COLOR.get(shape[0], 0)
-        size = shape[1:] if resize else (0, 0)
-        for i in range(index, reader.count, partitions):
-            (sample_id, label), (_, _, _, data, _) = reader.read(i, color, *size)
-            yield SourceRow(sample_id, 0.0 if label is None else label, data)
-    return read
-
-
-def cycled_batches(rows: Iterable[Any], n: int, sample: int, scale: float, spill_dir: str,
-                   values: Optional[Callable[[Any], np.ndarray]] = None) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-    """Endless (data n x sample, labels n) float32 batches from rows (with .label
-    and .data; ``values(row)`` gives a row's scaled values, raw pixels by default), cycling: the first pass streams the rows and spills them to a
-    local file, later passes read that file through a memory map, so a partition
-    is never held in memory. Batches run on across the wrap-around."""
-    spill_path = os.path.join(spill_dir, "partition.f32")
-    count, k = 0, 0
-    xs, ys = np.empty((n, sample), np.float32), np.empty(n, np.float32)
-    with open(spill_path, "wb") as spill:
-        for row in rows:
-            x = values(row) if values else sample_array(row.data, sample, scale)
-            y = np.float32(row.label)
-            spill.write(x.tobytes())
-            spill.write(y.tobytes())
-            xs[k], ys[k] = x, y
-            k, count = k + 1, count + 1
-            if k == n:
-                yield xs, ys
-                xs, ys, k = np.empty((n, sample), np.float32), np.empty(n, np.float32), 0
-    if count == 0:
-        raise InvalidArgumentError("caffegrid.spark: a training partition is empty; give every task some rows "
-                                   "(fewer tasks, or repartition the source)")
-    stored = np.memmap(spill_path, np.float32, "r", shape=(count, sample + 1))
-    position = 0
-    while True:
-        while k < n:
-            take = min(n - k, count - position)
-            xs[k:k + take] = stored[position:position + take, :sample]
-            ys[k:k + take] = stored[position:position + take, sample]
-            k, position = k + take, (position + take) % count
-        yield xs, ys
-        xs, ys, k = np.empty((n, sample), np.float32), np.empty(n, np.float32), 0
 
 
 def _task_host(ctx: Any) -> str:
@@ -255,14 +121,18 @@ class TrainPlan(NamedTuple):
     max_iter: int
     size: int
     timeout: float
-    decoder: RowDecoder
+    record_shape: Tuple[int, int, int]  # memory_data_param's C, H, W: raw rows' size
+    resize: bool                     # CaffeOnSpark's -resize
+    skip_bad_records: Optional[bool]
     snapshot_prefix: Optional[str]   # absolute, when the solver snapshots at intervals
     resume: Optional[str]            # a .solverstate, "auto", or None (start fresh on the first attempt)
     weights: Optional[str]           # .caffemodel files to fine-tune from
-    validation: Any = None           # a broadcast list of validation rows, or None
+    path: Optional[Tuple[str, str]] = None  # (source type, location) read by the tasks; None: a DataFrame
+    validation_shape: Optional[Tuple[int, int, int]] = None  # None: no validation
     test_iter: int = 0               # validation batches per rank
-    validation_decoder: Optional[RowDecoder] = None
+    test_batch: int = 0
     token: str = ""                  # names this train call's first-attempt marker
+    net_name: str = "net"            # the user's net file, which messages name
 
 
 def _resume_point(ctx: Any, solver: Any, plan: TrainPlan) -> Optional[str]:
@@ -285,32 +155,10 @@ def _resume_point(ctx: Any, solver: Any, plan: TrainPlan) -> Optional[str]:
     return json.loads(ctx.allGather(json.dumps(choice))[0])
 
 
-def _feed_validation(solver: Any, plan: TrainPlan, rank: int) -> None:
-    """Feeds this rank's share of the validation rows (r, r+W, ...) to the test
-    net, completed by cycling to test_iter batches (the same count on every rank)."""
-    net = solver.test_nets[0]
-    batch, channels, height, width = net.feed_shape(None)
-    rows = plan.validation.value[rank::plan.size]
-    xs = np.stack([plan.validation_decoder(row) for row in rows])
-    ys = np.array([row.label for row in rows], np.float32)
-    take = np.arange(plan.test_iter * batch) % len(rows)
-    net.feed(None, np.ascontiguousarray(xs[take]).reshape(-1, channels, height, width), ys[take])
-
-
 def _tested_at(info: Dict[str, Any], iteration: int) -> bool:
     """Whether Caffe's solver (``solver_info``) tests at the start of ``iteration``."""
     interval = info["test_interval"]
     return interval > 0 and iteration % interval == 0 and (iteration > 0 or info["test_initialization"])
-
-
-def _strided(rdd: Any, size: int) -> Any:
-    """The rows in ``size`` partitions, partition r holding rows r, r+size, ... in
-    their order (as the Data layer shares records between ranks). The shuffle ends
-    the source's lineage before the barrier stage, which refuses chains holding
-    union, coalesce, limit and the like; sorting keeps the order fixed, so a
-    retried stage feeds the same batches."""
-    return (rdd.zipWithIndex().map(lambda pair: (pair[1], pair[0]))
-            .repartitionAndSortWithinPartitions(size, lambda index: index % size).values())
 
 
 def _use_task_cores(ctx: Any) -> None:
@@ -342,10 +190,12 @@ def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optiona
     # the user's solver as the library reads it, with this task's net and iterations: interval
     # snapshots only with a snapshot_prefix (else the metrics file stays in the task's folder),
     # test nets only for validation
+    validating = plan.validation_shape is not None
     overrides = dict(net_path=net_path, max_iter=plan.max_iter,
                      snapshot_prefix=plan.snapshot_prefix or os.path.join(workdir, "solver"),
-                     no_interval_snapshots=plan.snapshot_prefix is None, no_testing=plan.validation is None,
-                     test_iter=plan.test_iter * plan.size if plan.validation is not None else 0)
+                     no_interval_snapshots=plan.snapshot_prefix is None, no_testing=not validating,
+                     test_iter=plan.test_iter * plan.size if validating else 0,
+                     skip_bad_records=plan.skip_bad_records)
     if plan.snapshot_prefix and rank == 0:
         os.makedirs(os.path.dirname(plan.snapshot_prefix), exist_ok=True)
     listener = caffegrid.TcpListener()
@@ -356,81 +206,66 @@ def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optiona
         solver.copy_from(plan.weights)
     resumed = _resume_point(ctx, solver, plan)
     if resumed:
-        solver.restore(resumed)
+        solver.restore(resumed)  # before the sources are attached: their read positions resume too
     return solver, resumed
 
 
-def _train_partition(plan: TrainPlan):
-    """The barrier task: rendezvous, resume, train (validating), and (rank 0) return
-    ("model", weights), ("rounds", validation rounds), ("resumed", snapshot or None)."""
-    def run(rows: Iterator[Any]) -> Iterator[Tuple[str, Any]]:
+def _train_task(plan: TrainPlan):
+    """The barrier task: its rows into local records files, rendezvous, resume, train
+    (validating), and (rank 0) return ("model", weights), ("rounds", validation
+    rounds), ("resumed", snapshot or None)."""
+    def run(items: Iterator[Any]) -> Iterator[Tuple[str, Any]]:
         from pyspark import BarrierTaskContext
 
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
-        workdir = tempfile.mkdtemp(prefix=f"caffegrid-rank{rank}-")
+        workdir = spark_data.task_workdir(f"caffegrid-rank{rank}-")
         try:
-            solver, resumed = _start_solver(ctx, plan, workdir)
-            batch, channels, height, width = solver.net.feed_shape(None)
-            info = solver_info(plan.solver_text, plan.solver_name)
-            iter_size = info["iter_size"]
-            batches = cycled_batches(rows, batch * iter_size, channels * height * width, plan.decoder.scale, workdir,
-                                     plan.decoder)
-            for _ in range(solver.iter):  # the batches the snapshot's iterations consumed
-                next(batches)
-            rounds = []
-            if plan.validation is not None:
-                _feed_validation(solver, plan, rank)
-                outputs = solver.test_nets[0].outputs
-            while solver.iter < plan.max_iter:
-                iteration = solver.iter
-                x, y = next(batches)
-                solver.net.feed(None, x.reshape(-1, channels, height, width), y)
-                solver.step(1)
-                if plan.validation is not None and _tested_at(info, iteration):
-                    rounds.append([iteration] + [solver._h.last_test_score(0, o) for o in outputs])
-            if plan.validation is not None and _tested_at(info, plan.max_iter):
-                scores = solver.test()[0]  # Caffe's Solve tests once more after the last iteration
-                rounds.append([plan.max_iter] + [scores[o] for o in outputs])
-            if rank == 0:
-                model = os.path.join(workdir, "final.caffemodel")
-                solver.net.save(model)
-                with open(model, "rb") as f:
-                    yield "model", f.read()
-                yield "rounds", rounds
-                yield "resumed", resumed
-                if plan.snapshot_prefix is not None:
-                    os.unlink(f"{plan.snapshot_prefix}_{plan.token}.attempt")
+            with spark_data.user_terms(workdir, {os.path.join(workdir, "net.prototxt"): plan.net_name}):
+                yield from _train_in(ctx, rank, plan, items, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return run
 
 
-def _net_batches(rows: Iterator[Any], net: Any, decoder: RowDecoder, pad_by_cycling: bool):
-    """(ids, labels, valid count) per batch fed to net's MemoryData layer; the
-    last partial batch is completed with zeros, or by cycling back to the
-    partition's first rows (as Caffe's test_iter does) when pad_by_cycling."""
-    batch, channels, height, width = net.feed_shape(None)
-    sample = channels * height * width
-    first: List[Tuple[np.ndarray, float]] = []
-    xs, ys, ids = np.zeros((batch, sample), np.float32), np.zeros(batch, np.float32), []
-    for row in rows:
-        x, y = decoder(row), float(row.label)
-        if pad_by_cycling and len(first) < batch:
-            first.append((x, y))
-        xs[len(ids)], ys[len(ids)] = x, y
-        ids.append(row.id)
-        if len(ids) == batch:
-            net.feed(None, xs.reshape(batch, channels, height, width), ys)
-            yield ids, ys, batch
-            xs, ys, ids = np.zeros((batch, sample), np.float32), np.zeros(batch, np.float32), []
-    if ids:
-        valid = len(ids)
-        for j in range(valid, batch):
-            if pad_by_cycling:
-                xs[j], ys[j] = first[(j - valid) % len(first)]
-        net.feed(None, xs.reshape(batch, channels, height, width), ys)
-        yield ids, ys, valid
+def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdir: str) -> Iterator[Tuple[str, Any]]:
+    """The body of a training task (see _train_task), in its workdir."""
+    files = spark_data.gather(items, workdir)
+    train_records = val_records = None
+    if plan.path is None:
+        train_records = os.path.join(workdir, "train.records")
+        spark_data.write_records(train_records, files.get("train", []), plan.record_shape)
+    if plan.validation_shape is not None:
+        val_records = os.path.join(workdir, "validation.records")
+        spark_data.write_records(val_records, files.get("val", []), plan.validation_shape,
+                                 fill_to=plan.test_iter * plan.test_batch)
+    solver, resumed = _start_solver(ctx, plan, workdir)
+    if train_records:
+        solver.net.feed_source(None, "records", train_records, rank_share=True, resize=plan.resize)
+    else:
+        solver.net.feed_source(None, plan.path[0], plan.path[1], resize=plan.resize)
+    rounds = []
+    info = solver_info(plan.solver_text, plan.solver_name)
+    if val_records:
+        solver.test_nets[0].feed_source(None, "records", val_records, rank_share=True, resize=plan.resize)
+        outputs = solver.test_nets[0].outputs
+    while solver.iter < plan.max_iter:
+        iteration = solver.iter
+        solver.step(1)
+        if val_records and _tested_at(info, iteration):
+            rounds.append([iteration] + [solver._h.last_test_score(0, o) for o in outputs])
+    if val_records and _tested_at(info, plan.max_iter):
+        scores = solver.test()[0]  # Caffe's Solve tests once more after the last iteration
+        rounds.append([plan.max_iter] + [scores[o] for o in outputs])
+    if rank == 0:
+        model = os.path.join(workdir, "final.caffemodel")
+        solver.net.save(model)
+        with open(model, "rb") as f:
+            yield "model", f.read()
+        yield "rounds", rounds
+        yield "resumed", resumed
+        if plan.snapshot_prefix is not None:
+            os.unlink(f"{plan.snapshot_prefix}_{plan.token}.attempt")
 
 
 def _net_outputs(net_text: str) -> List[str]:
@@ -444,7 +279,9 @@ def _net_outputs(net_text: str) -> List[str]:
         return caffegrid.Net(path, caffegrid.TEST).outputs
 
 
-def _open_net(workdir: str, net_text: str, model: bytes):
+def _task_net(workdir: str, net_text: str, model: bytes, skip_bad_records: Optional[bool], rank: int = 0,
+              world_size: int = 1) -> Any:
+    """The TEST net of a features/test task, reading each of its records once."""
     import caffegrid
     from pyspark import TaskContext
 
@@ -454,46 +291,112 @@ def _open_net(workdir: str, net_text: str, model: bytes):
         f.write(net_text)
     with open(model_path, "wb") as f:
         f.write(model)
-    return caffegrid.Net(net_path, caffegrid.TEST, weights=model_path)
+    return caffegrid.Net(net_path, caffegrid.TEST, weights=model_path, rank=rank, world_size=world_size,
+                         exact_pass=True, skip_bad_records=skip_bad_records)
 
 
-_OPTIONAL_COLUMNS = ("channels", "height", "width", "encoded")
+class _Outputs:
+    """What features and test collect from a task's net, batch after batch: the
+    valid rows' blob values (float32, one row per record) and scalar output sums."""
+
+    def __init__(self, blobs: Sequence[str], label: Optional[str]):
+        self.blobs, self.label = list(blobs), label
+        self.values: Dict[str, List[np.ndarray]] = {b: [] for b in self.blobs}
+        self.labels: List[np.ndarray] = []
+        self.ids: List[str] = []
+        self.sums: Dict[str, float] = {}
+        self.batches = 0
+
+    def run(self, net: Any, records: int, want_ids: bool) -> None:
+        batch = net.feed_shape(None)[0]
+        wanted = self.blobs + ([self.label] if self.label else [])
+        for start in range(0, records, batch):
+            valid = min(batch, records - start)
+            out = net.forward(blobs=wanted)
+            for b in self.blobs:
+                self.values[b].append(np.array(out[b].reshape(out[b].shape[0], -1)[:valid], np.float32))
+            if self.label:
+                self.labels.append(np.array(out[self.label].reshape(out[self.label].shape[0], -1)[:valid, 0]))
+            if want_ids:
+                self.ids.extend(i for i, _ in net.batch_ids()[:valid])
+            for name in net.outputs:
+                value = out[name] if name in out else net.blobs[name].data
+                if value.size == 1:
+                    self.sums[name] = self.sums.get(name, 0.0) + float(value.reshape(-1)[0])
+            self.batches += 1
+
+    def arrow(self, ids: Any, id_type: Any) -> Any:
+        """The rows as one Arrow record batch: SampleID, one list<float> per blob, label."""
+        import pyarrow as pa
+
+        columns, names = [ids.cast(id_type) if ids.type != id_type else ids], ["SampleID"]
+        for b in self.blobs:
+            values = np.concatenate(self.values[b]) if self.values[b] else np.zeros((0, 1), np.float32)
+            n, k = values.shape
+            offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+            columns.append(pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1))))
+            names.append(b)
+        if self.label:
+            columns.append(pa.array(np.concatenate(self.labels).astype(np.float64) if self.labels else
+                                    np.zeros(0, np.float64)))
+            names.append("label")
+        return pa.RecordBatch.from_arrays(columns, names=names)
 
 
 class CaffeOnSpark:
     """CaffeOnSpark's train / test / features over a SparkSession.
 
     Sources are DataFrames with CaffeOnSpark's ImageDataFrame columns (``id``,
-    ``label``, ``data``, optional ``channels``/``height``/``width``/``encoded``)
+    ``label``, ``data``, optional ``encoded``/``channels``/``height``/``width``)
     or paths every executor can read: an LMDB of Datum, an image list, a
     SequenceFile (``lmdb:``/``image_list:``/``seqfile:``/``hdf5:`` prefixes
-    force the type). ``resize`` is CaffeOnSpark's -resize: encoded images (and
-    path sources) are resized to the MemoryData layer's height x width.
+    force the type). Rows reach the tasks as Arrow batches and are written to a
+    local copy in C (caffegrid.spark_data); the MemoryData layer reads it as the
+    Data layer reads an LMDB, applying its whole transform_param (mean_file or
+    mean_value, crop_size, mirror, scale, force_color/force_gray) per record,
+    with new random crops and mirrors every epoch. ``resize`` is CaffeOnSpark's
+    -resize: decoded images are resized to memory_data_param's height x width
+    first. ``skip_bad_records`` skips and counts rows that cannot be read (None:
+    as CAFFEGRID_SKIP_BAD_RECORDS says); otherwise the job fails naming the row.
 
-    Executors need numpy, pyspark and caffegrid installed (``pip install
-    ./python`` on every node, or a packed virtualenv shipped with
+    Executors need numpy, pyarrow, pandas, pyspark and caffegrid installed
+    (``pip install ./python`` on every node, or a packed virtualenv shipped with
     ``spark.archives``); prototxts and models travel with the tasks, so no
     shared file system is needed, except for snapshots that a retried stage
     resumes from.
     """
 
-    def __init__(self, spark: Any, resize: bool = False):
+    def __init__(self, spark: Any, resize: bool = False, skip_bad_records: Optional[bool] = None):
         self.spark = spark
         self.resize = bool(resize)
+        self.skip_bad_records = skip_bad_records
         self.net_text: Optional[str] = None  # the net of the last train (features and test use it)
+        self.net_name = "net"                # its file, which messages name
         self.model: Optional[bytes] = None   # the weights of the last train (.caffemodel bytes)
         self.resumed_from: Optional[str] = None  # the snapshot the last train's final attempt restored, if any
 
-    def _rows(self, source: Any, partitions: int, shape: Tuple[int, int, int]) -> Any:
-        """The source as an RDD of rows with id, label, data (and the optional columns)."""
-        if isinstance(source, (str, os.PathLike)):
-            read = _read_path(os.fspath(source), partitions, shape, self.resize)
-            return self.spark.sparkContext.parallelize(range(partitions), partitions).mapPartitionsWithIndex(read)
-        missing = [c for c in ("id", "label", "data") if c not in source.columns]
-        if missing:
-            raise InvalidArgumentError(f"caffegrid.spark: the source DataFrame has no column {', '.join(missing)} "
-                                       f"(CaffeOnSpark's ImageDataFrame: id, label, data; it has {source.columns})")
-        return source.select(["id", "label", "data"] + [c for c in _OPTIONAL_COLUMNS if c in source.columns]).rdd
+    def _path_frame(self, path: str, shape: Tuple[int, int, int]) -> Any:
+        """A path source as a DataFrame of its records' pixels (for validation rows,
+        which every round reads in full), read by the tasks through the C sources."""
+        from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, StructField, StructType
+
+        parts = self.spark.sparkContext.defaultParallelism
+        resize, color = self.resize, {1: 2, 3: 1}.get(shape[0], 0)
+
+        def read(index: int, _: Iterator[Any]) -> Iterator[tuple]:
+            from . import _caffegrid as ext
+
+            kind, location = source_type(path)
+            reader = ext.SourceReader(kind, location)
+            for i in range(index, reader.count, parts):
+                (sample_id, label), (c, h, w, data, is_float) = reader.read(i, color, *(shape[1:] if resize else (0, 0)))
+                yield sample_id, 0.0 if label is None else label, data, c, h, w
+
+        schema = StructType([StructField("id", StringType()), StructField("label", DoubleType()),
+                             StructField("data", BinaryType())] +
+                            [StructField(n, IntegerType()) for n in ("channels", "height", "width")])
+        rows = self.spark.sparkContext.parallelize(range(parts), parts).mapPartitionsWithIndex(read)
+        return self.spark.createDataFrame(rows, schema)
 
     def train(self, source: Any, solver: str, model: Optional[str] = None, cluster_size: int = 1,
               iterations: Optional[int] = None, timeout: float = 120.0, snapshot: Optional[str] = None,
@@ -501,8 +404,12 @@ class CaffeOnSpark:
         """Trains the solver's net on ``source`` in one Spark barrier stage of
         ``cluster_size`` tasks (synchronous data-parallel SGD; the effective
         batch is cluster_size x batch_size). Every task runs the solver's
-        max_iter (or ``iterations``) iterations, cycling over its share (task r
-        of W: rows r, r+W, ... of a DataFrame; records r, r+W, ... of a path).
+        max_iter (or ``iterations``) iterations over its share, as MPI ranks
+        share an LMDB: a DataFrame's rows are ordered by ``id`` (unique) and task
+        r of W gets rows r, r+W, ...; a path's records r, r+W, ... So a DataFrame
+        trains exactly like an LMDB of the same records in id order under as
+        many MPI ranks (when the row count is a multiple of W), and the same rows
+        give the same weights however they are partitioned or cached.
         Rank 0's final weights are written to ``model`` on the driver (when
         given) and returned as .caffemodel bytes. ``timeout`` is how long a
         silent peer is waited for.
@@ -511,10 +418,11 @@ class CaffeOnSpark:
         snapshot_prefix (relative prefixes are taken from the driver's working
         directory; it must be a directory every executor can read). When a task
         dies Spark retries the whole barrier stage, and the retry resumes from
-        the newest complete snapshot. ``snapshot`` resumes from a .solverstate
-        (or "auto": the newest complete one) on the first attempt too;
-        ``weights`` fine-tunes from .caffemodel files (comma-separated). The
-        solver's test nets are left out (see train_with_validation)."""
+        the newest complete snapshot, reading on from the same records.
+        ``snapshot`` resumes from a .solverstate (or "auto": the newest complete
+        one) on the first attempt too; ``weights`` fine-tunes from .caffemodel
+        files (comma-separated). The solver's test nets are left out (see
+        train_with_validation)."""
         self._train(source, None, solver, model, cluster_size, iterations, timeout, snapshot, weights)
         return self.model
 
@@ -524,11 +432,12 @@ class CaffeOnSpark:
         """train, scoring ``validation`` with the solver's TEST net every
         test_interval iterations (and at iteration 0 unless test_initialization
         is false, and after the last one), as Caffe's solver tests. Each task
-        scores its share of the validation rows; the means are averaged over the
-        tasks. Returns a DataFrame with one row per validation round:
-        ``iteration`` and one double column per test-net output (accuracy,
-        loss, ...). Rounds before the snapshot a retried stage resumed from are
-        not repeated."""
+        scores its share of the validation rows (rows r, r+W, ... in id order,
+        completed to whole batches by cycling, as Caffe's test_iter does); the
+        means are averaged over the tasks. Returns a DataFrame with one row per
+        validation round: ``iteration`` and one double column per test-net output
+        (accuracy, loss, ...). Rounds before the snapshot a retried stage resumed
+        from are not repeated."""
         return self._train(source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights)
 
     def _train(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
@@ -537,26 +446,37 @@ class CaffeOnSpark:
         max_iter = int(iterations if iterations is not None else info["max_iter"])
         if max_iter <= 0:
             raise InvalidArgumentError(f"{solver}: no max_iter to train for (give iterations=)")
-        shape = memory_data_shape(net_text, "TRAIN", net_path)
         size = int(cluster_size)
-        decoder = RowDecoder(shape, memory_data_scale(net_text, "TRAIN", net_path), self.resize)
+        if size < 1:
+            raise InvalidArgumentError(f"caffegrid.spark: cluster_size must be at least 1, got {cluster_size}")
         prefix, interval = info["snapshot_prefix"], info["snapshot"]
-        plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout), decoder,
+        is_path = isinstance(source, (str, os.PathLike))
+        plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout),
+                         memory_data_shape(net_text, "TRAIN", net_path), self.resize, self.skip_bad_records,
                          os.path.abspath(prefix) if prefix and interval > 0 else None, snapshot, weights,
-                         token=uuid.uuid4().hex)
+                         path=source_type(os.fspath(source)) if is_path else None, token=uuid.uuid4().hex,
+                         net_name=net_path)
+        sc = self.spark.sparkContext
+        # every task gets a placeholder, so a task with no rows still runs (and says so)
+        keyed = sc.parallelize([(task, ("start", -1, b"")) for task in range(size)], size)
+        if not is_path:
+            chunks, rows = spark_data.strided_chunks(source, size, "train")
+            if rows < size:
+                raise InvalidArgumentError(f"caffegrid.spark: the source has {rows} rows, fewer than the {size} tasks")
+            keyed = keyed.union(chunks)
         outputs: List[str] = []
         if validation is not None:
-            plan, outputs = self._validation_plan(plan, validation, solver_text, net_text)
-        rdd = self._rows(source, size, shape)
-        if not isinstance(source, (str, os.PathLike)):  # path rows come in size partitions of their own
-            rdd = _strided(rdd, size)
+            plan, outputs, val_chunks = self._validation_plan(plan, validation, solver_text, net_text)
+            keyed = keyed.union(val_chunks)
         # the shuffle after the barrier stage makes it a shuffle-map stage, which Spark
         # retries when a task fails (a failed barrier result stage is never retried)
-        results = dict(rdd.barrier().mapPartitions(_train_partition(plan)).repartition(1).collect())
+        shares = keyed.partitionBy(size, lambda task: task)
+        results = dict(shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect())
         if model is not None:
             with open(model, "wb") as f:
                 f.write(results["model"])
         self.net_text, self.model, self.resumed_from = net_text, results["model"], results["resumed"]
+        self.net_name = net_path
         if validation is None:
             return None
         from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
@@ -567,24 +487,25 @@ class CaffeOnSpark:
         return self.spark.createDataFrame(rounds, schema)
 
     def _validation_plan(self, plan: TrainPlan, validation: Any, solver_text: str, net_text: str):
-        """The plan with the validation rows broadcast and test_iter per rank set so
-        every rank scores its whole share; and the test net's output names."""
+        """The plan with test_iter per rank set so every rank scores its whole share,
+        the test net's output names, and the validation rows dealt out to the tasks."""
         if not solver_info(solver_text, plan.solver_name)["test_interval"]:
             raise InvalidArgumentError("caffegrid.spark: train_with_validation needs test_interval in the solver")
         shape = memory_data_shape(net_text, "TEST")
         batch = memory_data(net_text, "TEST")["batch_size"]
-        rows = self._rows(validation, plan.size, shape).collect()
-        if len(rows) < plan.size:
-            raise InvalidArgumentError(f"caffegrid.spark: the validation source has {len(rows)} rows, fewer than "
-                                       f"the {plan.size} tasks")
-        share = -(-len(rows) // plan.size)
-        decoder = RowDecoder(shape, memory_data_scale(net_text, "TEST"), self.resize)
-        decoder(rows[0])  # a bad row fails here, on the driver, before the stage starts
-        outputs = _net_outputs(net_text)
-        shipped = self.spark.sparkContext.broadcast(rows)
-        return plan._replace(validation=shipped, test_iter=-(-share // batch), validation_decoder=decoder), outputs
+        if isinstance(validation, (str, os.PathLike)):
+            validation = self._path_frame(os.fspath(validation), shape)
+        chunks, rows = spark_data.strided_chunks(validation, plan.size, "val")
+        if rows < plan.size:
+            raise InvalidArgumentError(f"caffegrid.spark: the validation source has {rows} rows, fewer than the "
+                                       f"{plan.size} tasks")
+        share = -(-rows // plan.size)
+        test_iter = -(-share // batch)
+        plan = plan._replace(validation_shape=shape, test_iter=test_iter, test_batch=batch)
+        return plan, _net_outputs(net_text), chunks
 
     def _net_and_model(self, net: Optional[str], model: Optional[str]) -> Tuple[str, bytes]:
+        self._names = {"net.prototxt": net or self.net_name, "model.caffemodel": model or "the trained weights"}
         net_text = self.net_text
         if net is not None:
             with open(net) as f:
@@ -597,69 +518,106 @@ class CaffeOnSpark:
             raise InvalidArgumentError("caffegrid.spark: no trained model; call train first or give net= and model=")
         return net_text, weights
 
+    def _run_tasks(self, source: Any, net_text: str, weights: bytes, blobs: Sequence[str], label: Optional[str],
+                   schema: Any, emit: Any) -> Any:
+        """A DataFrame from running the TEST net over every record of ``source``
+        once, one task per partition (a DataFrame's, or defaultParallelism shares of
+        a path's records), each task's outputs turned into Arrow by ``emit``."""
+        shape = memory_data_shape(net_text, "TEST")
+        shipped = self.spark.sparkContext.broadcast(weights)
+        resize, skip, names = self.resize, self.skip_bad_records, dict(self._names)
+
+        def in_user_terms(workdir: str) -> Any:
+            return spark_data.user_terms(workdir, {os.path.join(workdir, k): v for k, v in names.items()})
+
+        if isinstance(source, (str, os.PathLike)):
+            kind, location = source_type(os.fspath(source))
+            parts = self.spark.sparkContext.defaultParallelism
+
+            def run_path(batches: Iterator[Any]) -> Iterator[Any]:
+                import pyarrow as pa
+
+                indices = [i for b in batches for i in b.column(0).to_pylist()]
+                workdir = spark_data.task_workdir("caffegrid-features-")
+                try:
+                    with in_user_terms(workdir):
+                        for index in indices:
+                            net = _task_net(workdir, net_text, shipped.value, skip, int(index), parts)
+                            net.feed_source(None, kind, location, resize=resize)
+                            collected = _Outputs(blobs, label)
+                            collected.run(net, net._h.rank_records(), True)
+                            yield from emit(collected, pa.array(collected.ids, pa.string()))
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
+            return self.spark.range(0, parts, 1, parts).mapInArrow(run_path, schema)
+
+        columns = spark_data.source_columns(source)
+
+        def run_rows(batches: Iterator[Any]) -> Iterator[Any]:
+            import pyarrow as pa
+
+            workdir = spark_data.task_workdir("caffegrid-features-")
+            try:
+                with in_user_terms(workdir):
+                    records = os.path.join(workdir, "rows.records")
+                    count, ids = spark_data.write_partition(records, batches, shape)
+                    if count == 0:
+                        return
+                    net = _task_net(workdir, net_text, shipped.value, skip)
+                    net.feed_source(None, "records", records, resize=resize)
+                    collected = _Outputs(blobs, label)
+                    collected.run(net, count, False)
+                    yield from emit(collected, pa.concat_arrays(ids) if len(ids) > 1 else ids[0])
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return source.select(columns).mapInArrow(run_rows, schema)
+
     def features(self, source: Any, blobs: Sequence[str], label: Optional[str] = None,
                  net: Optional[str] = None, model: Optional[str] = None) -> Any:
-        """A DataFrame with one row per row of ``source``: ``SampleID`` (its id),
-        one array<float> column per blob in ``blobs`` (the sample's values,
-        flattened) and, when ``label`` names a blob, a double column ``label``.
-        The TEST-phase net (of the last train, or ``net``) runs with the last
-        trained weights (or ``model``) in every partition (mapPartitions)."""
+        """A DataFrame with one row per row (or record) of ``source``: ``SampleID``
+        (its id), one array<float> column per blob in ``blobs`` (the sample's values,
+        flattened) and, when ``label`` names a blob, a double column ``label``. The
+        TEST-phase net (of the last train, or ``net``) runs with the last trained
+        weights (or ``model``) in every partition, over its rows read as the Data
+        layer reads them (transform_param applied, centred crops), and the values
+        leave as Arrow arrays."""
         from pyspark.sql.types import ArrayType, DoubleType, FloatType, StringType, StructField, StructType
 
         net_text, weights = self._net_and_model(net, model)
         blobs = list(blobs)
-        shape = memory_data_shape(net_text, "TEST")
-        decoder = RowDecoder(shape, memory_data_scale(net_text, "TEST"), self.resize)
-        shipped = self.spark.sparkContext.broadcast(weights)
-
-        def run(rows: Iterator[Any]) -> Iterator[tuple]:
-            workdir = tempfile.mkdtemp(prefix="caffegrid-features-")
-            try:
-                cnet = _open_net(workdir, net_text, shipped.value)
-                wanted = blobs + ([label] if label else [])
-                for ids, _, valid in _net_batches(rows, cnet, decoder, pad_by_cycling=False):
-                    out = cnet.forward(blobs=wanted)
-                    values = [out[b].reshape(out[b].shape[0], -1) for b in blobs]
-                    labels = out[label].reshape(out[label].shape[0], -1)[:, 0] if label else None
-                    for i in range(valid):
-                        row = (ids[i],) + tuple(v[i].tolist() for v in values)
-                        yield row + ((float(labels[i]),) if label else ())
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-
-        id_type = StringType() if isinstance(source, (str, os.PathLike)) else source.schema["id"].dataType
+        is_path = isinstance(source, (str, os.PathLike))
+        id_type = StringType() if is_path else source.schema["id"].dataType
         fields = [StructField("SampleID", id_type)]
-        fields += [StructField(b, ArrayType(FloatType(), False)) for b in blobs]
+        fields += [StructField(b, ArrayType(FloatType(), True)) for b in blobs]
         if label:
             fields.append(StructField("label", DoubleType()))
-        rdd = self._rows(source, self.spark.sparkContext.defaultParallelism, shape).mapPartitions(run)
-        return self.spark.createDataFrame(rdd, StructType(fields))
+        schema = StructType(fields)
+        from pyspark.sql.pandas.types import to_arrow_type
+
+        arrow_id = to_arrow_type(id_type)
+
+        def emit(collected: _Outputs, ids: Any) -> Iterator[Any]:
+            yield collected.arrow(ids, arrow_id)
+        return self._run_tasks(source, net_text, weights, blobs, label, schema, emit)
 
     def test(self, source: Any, net: Optional[str] = None, model: Optional[str] = None) -> Dict[str, float]:
         """The TEST-phase net's scalar outputs (accuracy, loss...) averaged over
         every batch of ``source``, as Caffe's test does; a partition's last
         partial batch is completed by cycling back to its first rows."""
         net_text, weights = self._net_and_model(net, model)
-        shape = memory_data_shape(net_text, "TEST")
-        decoder = RowDecoder(shape, memory_data_scale(net_text, "TEST"), self.resize)
-        shipped = self.spark.sparkContext.broadcast(weights)
 
-        def run(rows: Iterator[Any]) -> Iterator[Tuple[str, Tuple[float, int]]]:
-            workdir = tempfile.mkdtemp(prefix="caffegrid-test-")
-            try:
-                cnet = _open_net(workdir, net_text, shipped.value)
-                sums: Dict[str, float] = {}
-                batches = 0
-                for _ in _net_batches(rows, cnet, decoder, pad_by_cycling=True):
-                    for name, value in cnet.forward().items():
-                        if value.size == 1:
-                            sums[name] = sums.get(name, 0.0) + float(value.reshape(-1)[0])
-                    batches += 1
-                for name, total in sums.items():
-                    yield name, (total, batches)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+        def emit(collected: _Outputs, ids: Any) -> Iterator[Any]:
+            import pyarrow as pa
 
-        totals = (self._rows(source, self.spark.sparkContext.defaultParallelism, shape).mapPartitions(run)
-                  .reduceByKey(lambda a, b: (a[0] + b[0], a[1] + b[1])).collect())
-        return {name: total / batches for name, (total, batches) in totals}
+            names = sorted(collected.sums)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(names, pa.string()), pa.array([collected.sums[n] for n in names], pa.float64()),
+                 pa.array([collected.batches] * len(names), pa.int64())], names=["name", "total", "batches"])
+        frame = self._run_tasks(source, net_text, weights, [], None, "name string, total double, batches long", emit)
+        sums: Dict[str, List[float]] = {}
+        for row in frame.collect():
+            entry = sums.setdefault(row.name, [0.0, 0])
+            entry[0] += row.total
+            entry[1] += row.batches
+        return {name: total / batches for name, (total, batches) in sums.items()}
+

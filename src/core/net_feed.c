@@ -31,6 +31,8 @@ int cg_net_feed_shape(const cg_net *net, const char *layer, cg_feed_shape *shape
   /* the layer's setup has already insisted on these fields */
   shape->batch = (int)p->batch_size, shape->channels = (int)p->channels;
   shape->height = (int)p->height, shape->width = (int)p->width;
+  const Caffe__TransformationParameter *t = net->layers[i].layer.param->transform_param;
+  if (t && t->crop_size) shape->height = shape->width = (int)t->crop_size; /* the top's, as the layer's setup made it */
   return CG_OK;
 }
 
@@ -43,11 +45,12 @@ int cg_net_feed(cg_net *net, const char *layer, const float *data, const float *
 }
 
 int cg_net_feed_source(cg_net *net, const char *layer, const char *source_type, const char *location,
-                       bool rank_share) {
+                       const cg_feed_source_options *options) {
   int i = cg_net_feed_layer(net, layer);
   if (i < 0) return i;
   if (!source_type || !location)
     return cg_error(CG_ERR_INVALID, "%s: layer '%s': no source given", src_name(net), net->layers[i].layer.name);
-  int rc = cg_memory_data_feed_source(&net->layers[i].layer, source_type, location, rank_share);
+  static const cg_feed_source_options defaults = {0};
+  int rc = cg_memory_data_feed_source(&net->layers[i].layer, source_type, location, options ? options : &defaults);
   return rc ? cg_error_wrap(rc, "%s: ", src_name(net)) : CG_OK;
 }

@@ -11,7 +11,8 @@
 #include "data/data_feed.h"
 
 typedef struct memory_state {
-  int batch, channels, height, width;
+  int batch, channels, height, width; /* the top's */
+  int in_height, in_width;            /* memory_data_param's: the records' size before a crop */
   const float *data, *labels;
   int n, position;
   cg_data_feed *feed;        /* when reading from a source */
@@ -27,6 +28,18 @@ static int memory_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top
   memory_state *s = calloc(1, sizeof *s);
   if (!s) return cg_error(CG_ERR_NOMEM, "out of memory");
   s->batch = (int)p->batch_size, s->channels = (int)p->channels, s->height = (int)p->height, s->width = (int)p->width;
+  s->in_height = s->height, s->in_width = s->width;
+  /* with a crop the top is crop_size square, cut from records of memory_data_param's size (CaffeOnSpark) */
+  const Caffe__TransformationParameter *t = l->param->transform_param;
+  if (t && t->crop_size) {
+    if ((int)t->crop_size > s->height || (int)t->crop_size > s->width) {
+      int h = s->height, w = s->width;
+      free(s);
+      return cg_error(CG_ERR_INVALID, "transform_param.crop_size %u is larger than memory_data_param's %dx%d",
+                      t->crop_size, h, w);
+    }
+    s->height = s->width = (int)t->crop_size;
+  }
   l->priv = s;
   return CG_OK;
 }
@@ -50,21 +63,22 @@ int cg_memory_data_feed(cg_layer *l, const float *data, const float *labels, int
   return CG_OK;
 }
 
-int cg_memory_data_feed_source(cg_layer *l, const char *type, const char *location, bool rank_share) {
+int cg_memory_data_feed_source(cg_layer *l, const char *type, const char *location,
+                               const cg_feed_source_options *options) {
   memory_state *s = l->priv;
   cg_data_feed_close(s->feed);
   s->feed = NULL;
   s->data = s->labels = NULL;
   cg_data_feed_config c = {.source_type = type, .location = location, .batch_size = s->batch,
-                           .rank_share = rank_share};
+                           .rank_share = options->rank_share};
+  if (options->resize) c.resize_h = s->in_height, c.resize_w = s->in_width;
   int rc = cg_data_feed_open(l, &c, &s->feed);
   if (!rc) {
     int n, ch, h, w;
     cg_data_feed_shape(s->feed, &n, &ch, &h, &w);
     if (ch != s->channels || h != s->height || w != s->width)
       rc = cg_error(CG_ERR_SHAPE,
-                    "%s '%s': its records come out %dx%dx%d after transform_param, the layer's memory_data_param "
-                    "says %dx%dx%d",
+                    "%s '%s': its records come out %dx%dx%d after transform_param, the layer's top is %dx%dx%d",
                     type, location, ch, h, w, s->channels, s->height, s->width);
   }
   if (!rc && s->pending_position) rc = cg_data_feed_seek(s->feed, l, s->pending_position);

@@ -12,13 +12,9 @@ import caffegrid
 
 from caffegrid import InvalidArgumentError, UnsupportedError
 from caffegrid import spark as cgspark
-from caffegrid import spark_submit
+from caffegrid import spark_data, spark_submit
 from conftest import lenet_spark_prototxt, png_bytes, read_idx
 
-
-
-def row(**fields):
-    return types.SimpleNamespace(id="r7", label=3.0, **fields)
 
 
 @pytest.fixture(scope="module")
@@ -26,36 +22,111 @@ def image(shared_data):
     return read_idx(shared_data / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")[0]
 
 
-def test_rows_decode_raw_png_and_lmdb_alike(tmp_path, image, shared_data, cli):
-    decoder = cgspark.RowDecoder((1, 28, 28), 0.5)
-    raw = decoder(row(data=image.tobytes()))
-    assert raw.dtype == np.float32 and np.array_equal(raw, image.reshape(-1).astype(np.float32) * 0.5)
-    assert np.array_equal(decoder(row(data=png_bytes(image), encoded=True, channels=1, height=28, width=28)), raw)
+def frame(**columns):
+    """An Arrow record batch of ImageDataFrame rows (ids r0, r1, ... unless given)."""
+    pa = pytest.importorskip("pyarrow", reason="pyarrow is not installed (python3 -m pip install pyarrow)")
+    n = len(next(iter(columns.values())))
+    columns.setdefault("id", [f"r{i}" for i in range(n)])
+    columns.setdefault("label", [float(i % 10) for i in range(n)])
+    return pa.RecordBatch.from_pydict({k: columns[k] for k in ["id", "label"] + [c for c in columns if c not in
+                                                                                 ("id", "label")]})
+
+
+def memory_net(tmp_path, transform="scale: 0.5", height=28, width=28, batch=2, phase=caffegrid.TEST):
+    path = tmp_path / f"memory_{len(list(tmp_path.iterdir()))}.prototxt"
+    path.write_text(f'layer {{ name: "d" type: "MemoryData" top: "data" top: "label" transform_param {{ {transform} }} '
+                    f'memory_data_param {{ batch_size: {batch} channels: 1 height: {height} width: {width} }} }}')
+    return caffegrid.Net(str(path), phase)
+
+
+def records_of(tmp_path, batch, shape=(1, 28, 28), name="rows.records"):
+    path = tmp_path / name
+    writer = caffegrid._caffegrid.RecordsWriter(str(path))
+    spark_data.write_batch(writer, batch, shape)
+    writer.close()
+    return path
+
+
+def test_rows_enter_the_c_pipeline_as_an_lmdb_does(tmp_path, image, shared_data, cli):
+    """Raw uint8 rows, float32 bytes, arrays of numbers and PNG-encoded rows (Arrow
+    columns, written in C) read by a MemoryData layer give the same scaled pixels; and
+    the same as a Data layer over an LMDB of the same image."""
+    pixels = image.tobytes()
+    floats = image.astype(np.float32).tobytes()
+    png = png_bytes(image)
+    batch = frame(data=[pixels, floats, png, pixels], encoded=[False, False, True, False])
+    net = memory_net(tmp_path)
+    net.feed_source(None, "records", records_of(tmp_path, batch))
+    want = image.astype(np.float32) * 0.5
+    for _ in range(2):
+        net.forward()
+        assert np.array_equal(net.blobs["data"].data[0], want) and np.array_equal(net.blobs["data"].data[1], want)
+    assert [i for i, _ in net.batch_ids()] == ["r2", "r3"] and list(net.blobs["label"].data) == [2.0, 3.0]
+    listed = frame(data=[image.reshape(-1).astype(float).tolist()] * 2)
+    net = memory_net(tmp_path)
+    net.feed_source(None, "records", records_of(tmp_path, listed, name="listed.records"))
+    net.forward()
+    assert np.array_equal(net.blobs["data"].data[1], want)
+
     data = shared_data / "fashion-mnist"
     db = tmp_path / "lmdb"
     subprocess.run([cli, "convert", "mnist", str(data / "t10k-images-idx3-ubyte.gz"),
-                    str(data / "t10k-labels-idx1-ubyte.gz"), str(db), "--limit=5"], check=True, capture_output=True)
+                    str(data / "t10k-labels-idx1-ubyte.gz"), str(db), "--limit=2"], check=True, capture_output=True)
     assert cgspark.source_type(str(db)) == ("lmdb", str(db)) == cgspark.source_type(f"file:{db}")
-    read = cgspark._read_path(str(db), 2, (1, 28, 28), False)
-    rows = list(read(0, iter(()))) + list(read(1, iter(())))
-    assert sorted(r.id for r in rows) == [f"{i:08d}" for i in range(5)]
-    first = next(r for r in rows if r.id == "00000000")
-    assert np.array_equal(decoder(first), raw)
+    net = memory_net(tmp_path)
+    net.feed_source(None, "lmdb", str(db))
+    net.forward()
+    assert np.array_equal(net.blobs["data"].data[0], want) and [i for i, _ in net.batch_ids()] == ["00000000",
+                                                                                                   "00000001"]
 
 
-def test_bad_rows_name_the_row_and_field(image):
-    decoder = cgspark.RowDecoder((1, 28, 28), 1.0)
-    with pytest.raises(InvalidArgumentError, match=r"row 'r7': field 'height' is 32, the MemoryData layer takes 28"):
-        decoder(row(data=image.tobytes(), height=32))
-    with pytest.raises(InvalidArgumentError, match=r"row 'r7': .*'data' value has 100 bytes"):
-        decoder(row(data=b"x" * 100))
-    with pytest.raises(UnsupportedError, match=r"row 'r7': not a JPEG or PNG image"):
-        decoder(row(data=b"not an image", encoded=True))
+def test_transform_param_applies_to_rows(tmp_path, image):
+    """mean_value, crop_size and mirror on rows as the Data layer applies them:
+    TEST crops the centre; TRAIN draws per record (crops and mirrors that differ
+    between epochs)."""
+    batch = frame(data=[image.tobytes()] * 4)
+    net = memory_net(tmp_path, "crop_size: 24 mean_value: 33 mirror: true", batch=4)
+    assert net.blobs["data"].data.shape == (4, 1, 24, 24)
+    net.feed_source(None, "records", records_of(tmp_path, batch))
+    net.forward()
+    centre = image[:, 2:26, 2:26].astype(np.float32) - 33
+    # Caffe mirrors in TEST too (only the crop depends on the phase)
+    assert all(np.array_equal(net.blobs["data"].data[i], centre) or
+               np.array_equal(net.blobs["data"].data[i], centre[:, :, ::-1]) for i in range(4))
+    train = memory_net(tmp_path, "crop_size: 24 mean_value: 33 mirror: true", batch=4, phase=caffegrid.TRAIN)
+    train.feed_source(None, "records", records_of(tmp_path, batch, name="train.records"))
+    seen = set()
+    for _ in range(4):
+        train.forward()
+        for i in range(4):
+            seen.add(train.blobs["data"].data[i].tobytes())
+    assert len(seen) > 4  # random crops and mirrors, drawn anew for every record and epoch
+
+
+def test_bad_rows_name_the_row_and_field(tmp_path, image):
+    writer = caffegrid._caffegrid.RecordsWriter(str(tmp_path / "bad.records"))
+    with pytest.raises(caffegrid.ShapeError, match=r"row 'r1': 100 bytes of data; its shape 1x28x28 takes 784 uint8"):
+        spark_data.write_batch(writer, frame(data=[image.tobytes(), b"x" * 100]), (1, 28, 28))
+    with pytest.raises(caffegrid.ShapeError, match=r"row 'r0': 784 bytes of data; its shape 1x32x32 takes 1024"):
+        spark_data.write_batch(writer, frame(data=[image.tobytes()], height=[32], width=[32]), (1, 28, 28))
+    with pytest.raises(InvalidArgumentError, match=r"row 'r1': data is null"):
+        spark_data.write_batch(writer, frame(data=[image.tobytes(), None]), (1, 28, 28))
+    with pytest.raises(InvalidArgumentError, match=r"column 'data' is string"):
+        spark_data.write_batch(writer, frame(data=["text"]), (1, 28, 28))
+    # a broken image is named when the layer decodes it, and skipped in skip mode
+    batch = frame(data=[png_bytes(image), b"not an image"], encoded=[True, True])
+    net = memory_net(tmp_path)
+    net.feed_source(None, "records", records_of(tmp_path, batch, name="broken.records"))
+    with pytest.raises(caffegrid.UnsupportedError, match=r"'r1' in .*broken.records.*not a JPEG or PNG image"):
+        net.forward()
     big = np.zeros((1, 32, 32), np.uint8)
-    with pytest.raises(InvalidArgumentError, match=r"row 'r7': the image is 1x32x32.*resize=True"):
-        decoder(row(data=png_bytes(big), encoded=True))
-    resized = cgspark.RowDecoder((1, 28, 28), 1.0, resize=True)(row(data=png_bytes(big), encoded=True))
-    assert resized.shape == (784,) and not resized.any()
+    big_records = records_of(tmp_path, frame(data=[png_bytes(big)] * 2, encoded=[True] * 2), name="big.records")
+    net = memory_net(tmp_path)
+    with pytest.raises(caffegrid.ShapeError, match=r"come out 1x32x32 after transform_param, the layer's top is 1x28x28"):
+        net.feed_source(None, "records", big_records)
+    net.feed_source(None, "records", big_records, resize=True)  # CaffeOnSpark's -resize
+    net.forward()
+    assert net.blobs["data"].data.shape == (2, 1, 28, 28) and not net.blobs["data"].data.any()
 
 
 def test_source_types_come_from_the_library(tmp_path, shared_data):
@@ -112,14 +183,11 @@ def test_spark_helpers_read_the_net_through_the_library():
     assert info["layer"] == "train_data" and info["batch_size"] == 64
     assert (info["channels"], info["height"], info["width"]) == (1, 28, 28)
     assert cgspark.memory_data(net, "TEST", "lenet.prototxt")["layer"] == "data"  # the excluded one passed over
-    assert cgspark.memory_data_scale(net, "TRAIN") == pytest.approx(0.00390625)
+    assert info["scale"] == pytest.approx(0.00390625)
     mirrored = net.replace("transform_param { scale: 0.00390625 }",
                            "transform_param { scale: 0.00390625 mirror:true crop_size:24 mean_value: 33 }", 1)
     info = cgspark.memory_data(mirrored, "TRAIN", "lenet.prototxt")
     assert info["mirror"] and info["crop_size"] == 24 and info["mean_values"] == (33.0,)
-    with pytest.raises(UnsupportedError, match=r"lenet.prototxt: transform_param mean_value, crop_size, mirror of the "
-                                               r"TRAIN MemoryData layer 'train_data' is not supported"):
-        cgspark.memory_data_scale(mirrored, "TRAIN", "lenet.prototxt")
     with pytest.raises(caffegrid.ParseError, match=r"lenet.prototxt:2:\d+: .*has no field 'scal'"):
         cgspark.memory_data("name: 'x'\nlayer { name: 'd' type: 'MemoryData' transform_param { scal: 1 } }",
                             "TRAIN", "lenet.prototxt")
