@@ -40,6 +40,22 @@ def read_idx(path):
     return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+def write_section(title: str, section: str) -> None:
+    """Puts `section` (starting with "## title") into docs/benchmarks.md, replacing an older one."""
+    text = DOC.read_text()
+    start = text.find(f"## {title}")
+    if start >= 0:
+        end = text.find("\n## ", start + 3)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    DOC.write_text(text)
+
+
+def cpu_name() -> str:
+    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+
+
 def lenet_memory_net(batch: int) -> str:
     """BVLC's LeNet (the Caffe-trained weights' layer names) fed by a MemoryData layer."""
     text = (SHARED / "caffe_ref" / "lenet_nandahkrishna" / "lenet_train_test.prototxt").read_text()
@@ -110,7 +126,7 @@ def main() -> int:
         spark_rates.append(spark_rate(spark, frame, net_path, weights))
     spark.stop()
     best_python, best_spark = max(python_rates), max(spark_rates)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_name()
     print(f"Python API, one process: {best_python:,.0f} rows/s; Spark local[{cores}] features: {best_spark:,.0f} rows/s "
           f"({best_spark / best_python:.2f} of one process) on {cores} cores, {cpu}")
     if not args.no_write:
@@ -125,14 +141,7 @@ def main() -> int:
                    "| path | rows/s | ratio to one process |\n|---|---|---|\n"
                    f"| Python API, one process | {best_python:,.0f} | 1.00 |\n"
                    f"| Spark `features` (`local[{cores}]`) | {best_spark:,.0f} | {best_spark / best_python:.2f} |\n")
-        text = DOC.read_text()
-        start = text.find("## Spark features")
-        if start >= 0:
-            end = text.find("\n## ", start + 3)
-            text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-        else:
-            text = text.rstrip() + "\n\n" + section
-        DOC.write_text(text)
+        write_section("Spark features", section)
     return 0
 
 

@@ -249,10 +249,12 @@ def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdi
     if val_records:
         solver.test_nets[0].feed_source(None, "records", val_records, rank_share=True, resize=plan.resize)
         outputs = solver.test_nets[0].outputs
+    if not val_records:  # one call: one timing line (compute, communication, data wait) for the run
+        solver.step(plan.max_iter - solver.iter)
     while solver.iter < plan.max_iter:
         iteration = solver.iter
         solver.step(1)
-        if val_records and _tested_at(info, iteration):
+        if _tested_at(info, iteration):
             rounds.append([iteration] + [solver._h.last_test_score(0, o) for o in outputs])
     if val_records and _tested_at(info, plan.max_iter):
         scores = solver.test()[0]  # Caffe's Solve tests once more after the last iteration
@@ -460,7 +462,7 @@ class CaffeOnSpark:
         # every task gets a placeholder, so a task with no rows still runs (and says so)
         keyed = sc.parallelize([(task, ("start", -1, b"")) for task in range(size)], size)
         if not is_path:
-            chunks, rows = spark_data.strided_chunks(source, size, "train")
+            chunks, rows = spark_data.strided_chunks(source, size, "train", plan.record_shape)
             if rows < size:
                 raise InvalidArgumentError(f"caffegrid.spark: the source has {rows} rows, fewer than the {size} tasks")
             keyed = keyed.union(chunks)
@@ -495,7 +497,7 @@ class CaffeOnSpark:
         batch = memory_data(net_text, "TEST")["batch_size"]
         if isinstance(validation, (str, os.PathLike)):
             validation = self._path_frame(os.fspath(validation), shape)
-        chunks, rows = spark_data.strided_chunks(validation, plan.size, "val")
+        chunks, rows = spark_data.strided_chunks(validation, plan.size, "val", shape)
         if rows < plan.size:
             raise InvalidArgumentError(f"caffegrid.spark: the validation source has {rows} rows, fewer than the "
                                        f"{plan.size} tasks")

@@ -156,6 +156,42 @@ def write_batch(writer: Any, batch: Any, shape: Tuple[int, int, int]) -> None:
                     shapes=shapes, floats=floats)
 
 
+def check_sizes(batch: Any, shape: Tuple[int, int, int]) -> None:
+    """Every raw row's data fits its shape (vectorised over the batch, before the rows
+    travel): the job fails early, in an ordinary stage, with the row named, in the
+    words the C writer would use."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ._errors import ShapeError
+
+    n, names = batch.num_rows, batch.schema.names
+    if n == 0 or "data" not in names:
+        return
+    data = batch.column("data")
+    is_list = pa.types.is_list(data.type) or pa.types.is_large_list(data.type)
+    if not (is_list or pa.types.is_binary(data.type) or pa.types.is_large_binary(data.type)) or data.null_count:
+        return  # write_batch names those
+    lengths = np.asarray(pc.list_value_length(data) if is_list else pc.binary_length(data), np.int64)
+    dims = np.empty((n, 3), np.int64)
+    for k, c in enumerate(("channels", "height", "width")):
+        dims[:, k] = (pc.fill_null(pc.cast(batch.column(c), pa.int64()), shape[k]).to_numpy(zero_copy_only=False)
+                      if c in names else shape[k])
+    values = np.prod(np.clip(dims, 0, None), axis=1)
+    fits = lengths == values if is_list else (lengths == values) | (lengths == 4 * values)
+    if "encoded" in names:
+        fits |= pc.fill_null(batch.column("encoded"), False).to_numpy(zero_copy_only=False).astype(bool)
+    if fits.all():
+        return
+    i = int(np.argmin(fits))
+    c, h, w = (int(x) for x in dims[i])
+    row = str(id_strings(batch.column("id"))[i].as_py())
+    if is_list:
+        raise ShapeError(f"row '{row}': {lengths[i]} values, its shape {c}x{h}x{w} takes {values[i]}")
+    raise ShapeError(f"row '{row}': {lengths[i]} bytes of data; its shape {c}x{h}x{w} takes {values[i]} uint8 pixels "
+                     f"({values[i]} bytes) or {values[i]} float32 values ({4 * values[i]} bytes), or mark it encoded")
+
+
 def ipc_bytes(batch: Any) -> bytes:
     """One record batch as Arrow's IPC stream format."""
     import pyarrow as pa
@@ -183,15 +219,23 @@ def _slices(batch: Any) -> Iterator[Any]:
 CHUNK_SCHEMA = "seq int, rows long, first string, last string, chunk binary"
 
 
-def _ordered_chunks(batches: Iterator[Any]) -> Iterator[Any]:
+def _ordered_chunks(shape: Tuple[int, int, int]) -> Any:
     """mapInArrow over the id-sorted rows: each slice as an IPC chunk with its place
     in the partition, its row count and its first and last id (so the driver can
-    number every row and find ids given twice)."""
+    number every row and find ids given twice); rows whose data do not fit ``shape``
+    fail here, before anything is trained."""
+    def chunk(batches: Iterator[Any]) -> Iterator[Any]:
+        yield from _chunks_of(batches, shape)
+    return chunk
+
+
+def _chunks_of(batches: Iterator[Any], shape: Tuple[int, int, int]) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     seq, previous = 0, None
     for batch in batches:
+        check_sizes(batch, shape)
         for piece in _slices(batch):
             ids = id_strings(piece.column("id"))
             if piece.num_rows > 1:
@@ -211,7 +255,7 @@ def _ordered_chunks(batches: Iterator[Any]) -> Iterator[Any]:
             seq += 1
 
 
-def strided_chunks(df: Any, size: int, dataset: str) -> Tuple[Any, int]:
+def strided_chunks(df: Any, size: int, dataset: str, shape: Tuple[int, int, int]) -> Tuple[Any, int]:
     """(RDD of (task, (dataset, first row number, IPC chunk)), row count): the rows
     of ``df`` ordered by id and dealt out as ranks share an LMDB, task r getting rows
     r, r+size, ... (each chunk holds rows of one task, in order)."""
@@ -219,7 +263,7 @@ def strided_chunks(df: Any, size: int, dataset: str) -> Tuple[Any, int]:
     # the sorted frame's partitions in order, numbered by this RDD's own partition index (a
     # task's partitionId would change once the stage below pipelines it into a union); one
     # RDD object, so the count below and the stage after read the same sorted shuffle output
-    chunks = (df.select(columns).orderBy("id").mapInArrow(_ordered_chunks, CHUNK_SCHEMA).rdd
+    chunks = (df.select(columns).orderBy("id").mapInArrow(_ordered_chunks(tuple(shape)), CHUNK_SCHEMA).rdd
               .mapPartitionsWithIndex(lambda part, rows: ((part, row) for row in rows)))
     meta = sorted(chunks.map(lambda pr: (pr[0], pr[1].seq, pr[1].rows, pr[1].first, pr[1].last)).collect())
     starts: Dict[Tuple[int, int], int] = {}

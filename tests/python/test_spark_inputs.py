@@ -3,14 +3,13 @@
 # wrong shapes, broken images, unknown paths, CaffeOnSpark command lines that
 # cannot work — rejected with messages naming the row, field or file.
 import subprocess
-import types
 
 import numpy as np
 import pytest
 
 import caffegrid
 
-from caffegrid import InvalidArgumentError, UnsupportedError
+from caffegrid import InvalidArgumentError
 from caffegrid import spark as cgspark
 from caffegrid import spark_data, spark_submit
 from conftest import lenet_spark_prototxt, png_bytes, read_idx
@@ -109,6 +108,13 @@ def test_bad_rows_name_the_row_and_field(tmp_path, image):
         spark_data.write_batch(writer, frame(data=[image.tobytes(), b"x" * 100]), (1, 28, 28))
     with pytest.raises(caffegrid.ShapeError, match=r"row 'r0': 784 bytes of data; its shape 1x32x32 takes 1024"):
         spark_data.write_batch(writer, frame(data=[image.tobytes()], height=[32], width=[32]), (1, 28, 28))
+    # the same check, vectorised, before rows travel to the training tasks
+    with pytest.raises(caffegrid.ShapeError, match=r"row 'r1': 100 bytes of data; its shape 1x28x28 takes 784 uint8"):
+        spark_data.check_sizes(frame(data=[image.tobytes(), b"x" * 100]), (1, 28, 28))
+    spark_data.check_sizes(frame(data=[image.tobytes(), b"x" * 100], encoded=[False, True]), (1, 28, 28))
+    spark_data.check_sizes(frame(data=[image.astype(np.float32).tobytes()]), (1, 28, 28))
+    with pytest.raises(caffegrid.ShapeError, match=r"row 'r0': 3 values, its shape 1x2x2 takes 4"):
+        spark_data.check_sizes(frame(data=[[1.0, 2.0, 3.0]]), (1, 2, 2))
     with pytest.raises(InvalidArgumentError, match=r"row 'r1': data is null"):
         spark_data.write_batch(writer, frame(data=[image.tobytes(), None]), (1, 28, 28))
     with pytest.raises(InvalidArgumentError, match=r"column 'data' is string"):
