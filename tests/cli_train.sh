@@ -83,14 +83,24 @@ expect_error "-on_nonfinite takes stop or continue" "-on_nonfinite must be stop 
 # there. SIGHUP (Caffe's default: snapshot) snapshots and trains on.
 (cd "$r" && sed 's|snapshots/lenet|sig/lenet|; s/^snapshot:.*/snapshot: 100000/; s/^max_iter.*/max_iter: 100000/; s/^display.*/display: 10/' \
   solver.prototxt > solver_sig.prototxt && mkdir -p sig)
+echo stale > "$r/sig/lenet_iter_7.caffemodel.tmp.999999.0"  # what a crash between write and rename leaves
 (cd "$r" && exec "$CAFFEGRID" train -solver solver_sig.prototxt > sig.log 2>&1) &
 pid=$!
 for _ in $(seq 1 600); do grep -q "Iteration 30, lr" "$r/sig.log" 2>/dev/null && break; sleep 0.1; done
+# one run per snapshot prefix: a second run is refused at once, naming the prefix and the holder
+start=$(date +%s)
+expect_error "a second run on the same snapshot_prefix is refused" \
+  "snapshot_prefix 'sig/lenet' is in use by another training run (pid $pid holds 'sig/lenet.lock')" \
+  bash -c "cd '$r' && exec '$CAFFEGRID' train -solver solver_sig.prototxt"
+check "refused within seconds ($(($(date +%s) - start)) s)" test $(($(date +%s) - start)) -le 10
+check "the stale temporary file was removed under the lock" test ! -e "$r/sig/lenet_iter_7.caffemodel.tmp.999999.0"
+check "its removal is logged" grep -q "lenet_iter_7.caffemodel.tmp.999999.0, a temporary file an interrupted run left" "$r/sig.log"
 kill -HUP $pid
 for _ in $(seq 1 100); do grep -q "snapshot requested" "$r/sig.log" && break; sleep 0.1; done
 kill -TERM $pid
 wait $pid; rc=$?
 stopped=$(sed -n 's/.*Iteration \([0-9]*\): stop requested; stopping.*/\1/p' "$r/sig.log")
+[ $rc -eq 0 ] || tail -20 "$r/sig.log"  # what ended it, when it did not end well
 check "SIGTERM: exit 0 (got $rc)" test $rc -eq 0
 check "SIGHUP wrote a snapshot and training went on" grep -q "snapshot requested" "$r/sig.log"
 check "SIGTERM stopped at iteration '$stopped' (>= 30) with a snapshot there" test -n "$stopped" -a "${stopped:-0}" -ge 30 -a -s "$r/sig/lenet_iter_${stopped:-x}.caffemodel"

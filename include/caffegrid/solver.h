@@ -46,6 +46,7 @@ typedef struct cg_solver_options {
   const char *final_model;   /* CaffeOnSpark's -model: where the final weights go */
   bool progress;             /* draw a progress bar on a terminal */
   bool no_metrics;           /* do not write PREFIX_metrics.jsonl */
+  bool no_prefix_lock;       /* rank 0 does not lock PREFIX.lock (one run per snapshot_prefix): the host holds it */
   cg_solver_poll_fn poll;    /* signals and the like (NULL: none); see cg_solver_action */
   void *poll_user;
   bool continue_on_nonfinite; /* train on when the loss, gradients or weights go NaN/infinite (CLI

@@ -35,19 +35,19 @@ static cg_solver_action python_poll(void *user) {
 
 static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"path", "comm", "text", "net_path", "snapshot_prefix", "max_iter", "no_interval_snapshots",
-                           "no_testing", "test_iter", "skip_bad_records", NULL};
+                           "no_testing", "test_iter", "skip_bad_records", "prefix_lock", NULL};
   PyObject *path = NULL, *comm = Py_None, *skip_arg = Py_None;
   const char *text = NULL, *net_path = NULL, *snapshot_prefix = NULL;
   Py_ssize_t text_len = 0;
   long max_iter = 0;
-  int no_snapshots = 0, no_testing = 0, test_iter = 0;
+  int no_snapshots = 0, no_testing = 0, test_iter = 0, prefix_lock = 1;
   if (self->solver) {
     cgpy_raise("InvalidArgumentError", "SolverHandle is already initialised");
     return -1;
   }
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O$z#zzlppiO", kwlist, PyUnicode_FSConverter, &path, &comm, &text,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O$z#zzlppiOp", kwlist, PyUnicode_FSConverter, &path, &comm, &text,
                                    &text_len, &net_path, &snapshot_prefix, &max_iter, &no_snapshots, &no_testing,
-                                   &test_iter, &skip_arg))
+                                   &test_iter, &skip_arg, &prefix_lock))
     return -1;
   if (comm != Py_None && !PyObject_TypeCheck(comm, &CommHandle_Type)) {
     Py_DECREF(path);
@@ -57,7 +57,7 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   const char *p = PyBytes_AS_STRING(path);
   cg_solver_options opt = {.net_path = net_path, .snapshot_prefix = snapshot_prefix, .solver_max_iter = max_iter,
                            .no_interval_snapshots = no_snapshots, .no_testing = no_testing, .test_iter = test_iter,
-                           .poll = python_poll};
+                           .poll = python_poll, .no_prefix_lock = !prefix_lock};
   if (comm != Py_None) opt.comm = ((CommHandle *)comm)->comm;
   if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
     Py_DECREF(path);

@@ -40,13 +40,14 @@ class Solver:
     def __init__(self, solver_prototxt: PathLike, comm: Optional[Communicator] = None, *, text: Optional[str] = None,
                  net_path: Optional[str] = None, snapshot_prefix: Optional[str] = None, max_iter: int = 0,
                  no_interval_snapshots: bool = False, no_testing: bool = False, test_iter: int = 0,
-                 skip_bad_records: Optional[bool] = None):
+                 skip_bad_records: Optional[bool] = None, prefix_lock: bool = True):
         # text: the solver's text (then solver_prototxt only names it in messages); the rest
         # replace the file's own fields as the C library's cg_solver_options say
         self._h = _caffegrid.SolverHandle(solver_prototxt, None if comm is None else comm._h, text=text,
                                           net_path=net_path, snapshot_prefix=snapshot_prefix, max_iter=max_iter,
                                           no_interval_snapshots=no_interval_snapshots, no_testing=no_testing,
-                                          test_iter=test_iter, skip_bad_records=skip_bad_records)
+                                          test_iter=test_iter, skip_bad_records=skip_bad_records,
+                                          prefix_lock=prefix_lock)
         self.comm = comm
         self._net: Optional[Net] = None
         self._test_nets: Optional[List[Net]] = None

@@ -29,6 +29,7 @@ numpy, pyarrow, pandas, pyspark and this package (``pip install ./python``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -195,7 +196,7 @@ def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optiona
                      snapshot_prefix=plan.snapshot_prefix or os.path.join(workdir, "solver"),
                      no_interval_snapshots=plan.snapshot_prefix is None, no_testing=not validating,
                      test_iter=plan.test_iter * plan.size if validating else 0,
-                     skip_bad_records=plan.skip_bad_records)
+                     skip_bad_records=plan.skip_bad_records, prefix_lock=False)  # the driver holds it
     if plan.snapshot_prefix and rank == 0:
         os.makedirs(os.path.dirname(plan.snapshot_prefix), exist_ok=True)
     listener = caffegrid.TcpListener()
@@ -345,6 +346,31 @@ class _Outputs:
         return pa.RecordBatch.from_arrays(columns, names=names)
 
 
+@contextlib.contextmanager
+def _prefix_lock(prefix: Optional[str], solver_name: str) -> Iterator[None]:
+    """The driver holds the snapshot prefix's lock (PREFIX.lock, as `caffegrid train`
+    takes it) for the whole training job, so another run cannot write beside it."""
+    if prefix is None:
+        yield
+        return
+    import fcntl
+
+    os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
+    with open(f"{prefix}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise InvalidArgumentError(f"{solver_name}: snapshot_prefix '{prefix}' is in use by another training run "
+                                       f"(pid {holder} holds '{prefix}.lock'); wait for it to end, or give this run "
+                                       "another snapshot_prefix") from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+
+
 class CaffeOnSpark:
     """CaffeOnSpark's train / test / features over a SparkSession.
 
@@ -473,7 +499,8 @@ class CaffeOnSpark:
         # the shuffle after the barrier stage makes it a shuffle-map stage, which Spark
         # retries when a task fails (a failed barrier result stage is never retried)
         shares = keyed.partitionBy(size, lambda task: task)
-        results = dict(shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect())
+        with _prefix_lock(plan.snapshot_prefix, solver):  # one run per prefix; a retried stage is the same run
+            results = dict(shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect())
         if model is not None:
             with open(model, "wb") as f:
                 f.write(results["model"])

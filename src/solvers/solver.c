@@ -13,6 +13,7 @@
 #include "caffegrid/log.h"
 #include "core/net_proto.h"
 #include "core/paths.h"
+#include "solvers/prefix_lock.h"
 #include "math/fpmode.h"
 #include "proto/proto_io.h"
 #include "solvers/lr_policy.h"
@@ -149,6 +150,7 @@ static int create_solver(const char *name, const char *text, size_t len, const c
   cg_solver *s = calloc(1, sizeof *s);
   if (!s) return cg_error(CG_ERR_NOMEM, "out of memory");
   if (opt) s->opt = *opt;
+  s->prefix_lock = -1;
   if (s->opt.comm) {
     s->opt.rank = cg_comm_rank(s->opt.comm);
     s->opt.world_size = cg_comm_size(s->opt.comm);
@@ -159,6 +161,9 @@ static int create_solver(const char *name, const char *text, size_t len, const c
   int rc = text ? cg_parse_solver_text(text, len, name, &s->param) : cg_read_solver_text(name, &s->param);
   if (!rc && opt) rc = apply_overrides(s->param, opt);
   if (!rc) rc = check_param(s);
+  /* before anything is written under the prefix: one run per prefix */
+  if (!rc && s->opt.rank == 0 && !s->opt.no_prefix_lock && s->param->snapshot_prefix && s->param->snapshot_prefix[0])
+    rc = cg_prefix_lock(s->param->snapshot_prefix, name, &s->prefix_lock);
   if (!rc) {
     const char *type = s->param->type ? s->param->type : "SGD";
     s->update = cg_update_rule_find(type, &s->history_slots);
@@ -213,6 +218,7 @@ void cg_solver_free(cg_solver *s) {
     for (int j = 0; j < CG_MAX_TEST_OUTPUTS; j++) free(s->last_names[i][j]);
   if (s->metrics) fclose(s->metrics);
   free(s->metrics_path);
+  cg_prefix_unlock(s->prefix_lock);
   free(s->history);
   free(s->loss_window);
   free(s->source_name);

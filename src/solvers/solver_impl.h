@@ -30,6 +30,7 @@ struct cg_solver {
   float smoothed_loss;
   FILE *metrics;
   char *metrics_path;
+  int prefix_lock;        /* the snapshot prefix's lock (rank 0), or -1 */
   double last_scores[CG_MAX_TEST_NETS][CG_MAX_TEST_OUTPUTS];
   char *last_names[CG_MAX_TEST_NETS][CG_MAX_TEST_OUTPUTS];
   int last_count[CG_MAX_TEST_NETS];
