@@ -93,4 +93,25 @@ sed "s|source: \"[^\"]*\"|source: \"$WORK/gone_lmdb\"|" "$WORK/data_net.prototxt
 expect_error "Data: missing LMDB named" "cannot open LMDB '$WORK/gone_lmdb'" "$CAFFEGRID" test -model "$WORK/gone_net.prototxt" -iterations 1
 expect_error "compute_mean: missing LMDB named" "gone_lmdb" "$CAFFEGRID" compute_mean "$WORK/gone_lmdb"
 expect_error "bad CAFFEGRID_DATA_THREADS" "CAFFEGRID_DATA_THREADS" env CAFFEGRID_DATA_THREADS=lots "$CAFFEGRID" test -model "$WORK/data_net.prototxt" -iterations 1
+
+# databases are published whole: a reader polling while convert writes 60,000 records sees none or all of
+# them; and an LMDB is written and read under an 8 GB address-space limit (Slurm --mem, YARN's vmem check)
+if have_data fashion-mnist/train-images-idx3-ubyte.gz fashion-mnist/train-labels-idx1-ubyte.gz -- 3; then
+  (ulimit -v 8000000; exec "$CAFFEGRID" convert mnist "$SHARED_DATA/fashion-mnist/train-images-idx3-ubyte.gz" \
+    "$SHARED_DATA/fashion-mnist/train-labels-idx1-ubyte.gz" "$WORK/whole_db" 2>"$WORK/whole.log") &
+  cpid=$! looks=0 partial=0
+  for _ in $(seq 1 5000); do
+    kill -0 $cpid 2>/dev/null || break
+    if out=$("$CAFFEGRID" inspect "$WORK/whole_db" 2>&1); then
+      looks=$((looks + 1))
+      grep -q "^records: 60000$" <<<"$out" || partial=$((partial + 1))
+    fi
+  done
+  wait $cpid; rc=$?
+  check "convert under ulimit -v 8000000 (exit $rc)" test $rc -eq 0
+  check "a reader never saw a partial database ($looks readable looks, $partial partial)" test $partial -eq 0
+  check "no temporary folder left beside it" test -z "$(ls -d "$WORK"/whole_db.tmp.* 2>/dev/null)"
+  out=$(ulimit -v 8000000; "$CAFFEGRID" inspect "$WORK/whole_db" 2>&1)
+  check "inspect under ulimit -v 8000000 reads all 60,000 records" grep -q "^records: 60000$" <<<"$out"
+fi
 report

@@ -43,6 +43,13 @@ expect_error "unknown flag" "unknown flag 'modle'" "$CAFFEGRID" test -modle x
 expect_error "convert of a non-MNIST file" "not an MNIST image file" "$CAFFEGRID" convert mnist "$ref/lenet_train_test.prototxt" \
   "$SHARED_DATA/mnist/t10k-labels-idx1-ubyte.gz" "$WORK/x_lmdb"
 check "failed convert leaves no database behind" test ! -e "$WORK/x_lmdb"
+# a damaged .gz: the message zlib gives, read before the file is closed (it was read after: a use after free)
+python3 -c "import sys; d = bytearray(open(sys.argv[1], 'rb').read()); d[2000:2200] = bytes(b ^ 0x5a for b in d[2000:2200]); open(sys.argv[2], 'wb').write(d)" \
+  "$SHARED_DATA/mnist/t10k-images-idx3-ubyte.gz" "$WORK/damaged.gz"
+expect_error "convert mnist on a damaged .gz names it" "cannot read '$WORK/damaged.gz': " \
+  "$CAFFEGRID" convert mnist "$WORK/damaged.gz" "$SHARED_DATA/mnist/t10k-labels-idx1-ubyte.gz" "$WORK/damaged_lmdb"
+expect_error "... and says what is wrong with it" "(a damaged or incomplete gzip file?)" \
+  "$CAFFEGRID" convert mnist "$WORK/damaged.gz" "$SHARED_DATA/mnist/t10k-labels-idx1-ubyte.gz" "$WORK/damaged_lmdb"
 expect_error "convert refuses to overwrite" "already exists" "$CAFFEGRID" convert mnist "$SHARED_DATA/mnist/t10k-images-idx3-ubyte.gz" \
   "$SHARED_DATA/mnist/t10k-labels-idx1-ubyte.gz" "$WORK/mnist_test_lmdb"
 

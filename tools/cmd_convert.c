@@ -4,6 +4,7 @@
  *   convert seqfile ROOT LIST OUT.seq    (image files into a Hadoop SequenceFile, cmd_convert_seqfile.c)
  *   convert cifar DIR OUT_DIR            (CIFAR-10 binary batches; like Caffe's convert_cifar_data, cmd_convert_cifar.c) */
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +19,37 @@
 /* Reads a whole file, gunzipping when it is gzip (zlib reads plain files as they are). */
 static int read_all(const char *path, uint8_t **out, size_t *len) {
   gzFile f = gzopen(path, "rb");
-  if (!f) return cg_error(CG_ERR_IO, "cannot open '%s': No such file or directory", path);
+  if (!f) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
   size_t cap = 1 << 20, n = 0;
   uint8_t *buf = malloc(cap);
-  for (;;) {
-    if (n == cap) buf = realloc(buf, cap *= 2);
+  int rc = buf ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory reading '%s'", path);
+  while (!rc) {
+    if (n == cap) {
+      uint8_t *grown = realloc(buf, cap * 2);
+      if (!grown) {
+        rc = cg_error(CG_ERR_NOMEM, "out of memory reading '%s' (%zu bytes so far)", path, n);
+        break;
+      }
+      buf = grown, cap *= 2;
+    }
     int got = gzread(f, buf + n, (unsigned)(cap - n));
     if (got < 0) {
       int errnum;
+      /* the message belongs to f: format it before gzclose frees it; zlib starts it with the path */
       const char *msg = gzerror(f, &errnum);
-      gzclose(f);
-      free(buf);
-      return cg_error(CG_ERR_IO, "cannot read '%s': %s", path, msg);
+      size_t plen = strlen(path);
+      if (strncmp(msg, path, plen) == 0 && msg[plen] == ':') msg += plen + 1 + (msg[plen + 1] == ' ');
+      rc = cg_error(CG_ERR_CORRUPT, "cannot read '%s': %s (a damaged or incomplete gzip file?)", path, msg);
+      break;
     }
     if (got == 0) break;
     n += (size_t)got;
   }
   gzclose(f);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
   *out = buf;
   *len = n;
   return CG_OK;

@@ -101,8 +101,15 @@ static int lmdb_open(const char *location, const void *options, void **state) {
   atomic_init(&s->refs, 1);
   s->path = path;
   h->shared = s;
-  /* no mapsize: read-only, LMDB maps what the file's meta page and size ask for */
+  /* map the data file's size, not the mapsize its writer reserved (ours: 1 TiB), so
+   * readers work under an address-space limit (ulimit -v, Slurm, YARN's vmem check);
+   * LMDB raises it to what the committed pages need if the file were shorter */
+  char data_file[4096];
+  snprintf(data_file, sizeof data_file, "%s%s", location, S_ISDIR(st.st_mode) ? "/data.mdb" : "");
+  struct stat data_st;
   int rc = mdb_env_create(&s->env);
+  if (!rc && stat(data_file, &data_st) == 0 && data_st.st_size > 0)
+    rc = mdb_env_set_mapsize(s->env, (size_t)data_st.st_size);
   if (!rc) rc = mdb_env_open(s->env, location, flags, 0664);
   if (!rc) rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &h->txn);
   if (!rc) rc = mdb_dbi_open(h->txn, NULL, 0, &s->dbi);
