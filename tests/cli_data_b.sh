@@ -98,6 +98,11 @@ for x, y in zip(a, b):
 assert len({tuple(x["data"][:500]) for x in a}) > 12  # the photos' crops, not one repeated
 assert [x["label"] for x in a] == [0, 0, 0, 0, 1, 1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7]
 PY
+  # a FIFO in a list is refused at once (opening one waits for a writer: convert hung)
+  mkdir -p "$WORK/fifo" && cp "$SHARED_DATA/images/bvlc/cat.jpg" "$WORK/fifo/" && mkfifo "$WORK/fifo/pipe.jpg"
+  printf 'cat.jpg 0\npipe.jpg 1\n' > "$WORK/fifo/list.txt"
+  expect_error "a FIFO in an image list is refused, not waited on" "list.txt:2: image '$WORK/fifo/pipe.jpg' is a FIFO" \
+    timeout 20 "$CAFFEGRID" convert imageset "$WORK/fifo/" "$WORK/fifo/list.txt" "$WORK/fifo_db"
   expect_error "Data layer over an image list points to ImageData" "an image list is read by an ImageData layer" \
     "$CAFFEGRID" features -model "$WORK/data_photos.txt.prototxt" -features data -output "$WORK/crops_list"
   expect_error "convert seqfile refuses to overwrite" "already exists" \

@@ -18,6 +18,7 @@
 #include <jpeglib.h>
 
 #include "caffegrid/error.h"
+#include "core/regular_file.h"
 
 /* No header may make us allocate more than this many bytes for one image. */
 #define MAX_IMAGE_BYTES ((size_t)1 << 30)
@@ -256,8 +257,11 @@ int cg_image_decode(const uint8_t *bytes, size_t len, cg_color_mode mode, const 
 int cg_read_file(const char *path, uint8_t **out, size_t *len) {
   *out = NULL;
   *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+  FILE *f;
+  const char *kind;
+  int err = cg_open_regular_file(path, &f, &kind);
+  if (err < 0) return cg_error(CG_ERR_INVALID, "'%s' is %s, not a file to read", path, kind);
+  if (err) return cg_error(CG_ERR_IO, "cannot open '%s': %s", path, strerror(err));
   size_t cap = 1 << 16, n = 0;
   uint8_t *buf = malloc(cap);
   for (;;) {
@@ -272,7 +276,7 @@ int cg_read_file(const char *path, uint8_t **out, size_t *len) {
     buf = grown;
     cap *= 2;
   }
-  int err = ferror(f);
+  err = ferror(f);
   fclose(f);
   if (err) {
     free(buf);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "caffegrid/error.h"
+#include "core/regular_file.h"
 #include "caffegrid/source.h"
 
 typedef struct list_entry {
@@ -136,10 +137,15 @@ static size_t list_count(void *state) { return ((list_handle *)state)->shared->c
 static int list_get(void *state, size_t index, cg_record *out) {
   list_handle *h = state;
   const list_entry *e = &h->shared->entries[index];
-  FILE *f = fopen(e->path, "rb");
-  if (!f)
+  FILE *f;
+  const char *kind;
+  int err = cg_open_regular_file(e->path, &f, &kind);
+  if (err < 0)
+    return cg_error(CG_ERR_INVALID, "%s:%d: image '%s' is %s, not an image file", h->shared->list_path, e->line,
+                    e->path, kind);
+  if (err)
     return cg_error(CG_ERR_IO, "%s:%d: cannot open image '%s': %s", h->shared->list_path, e->line, e->path,
-                    strerror(errno));
+                    strerror(err));
   size_t n = 0;
   int rc = CG_OK;
   for (;;) {
