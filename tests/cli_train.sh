@@ -110,6 +110,32 @@ check "-snapshot auto resumes at iteration $stopped" grep -q "at iteration $stop
 expect_error "-sigterm_effect takes snapshot, stop or none" "-sigterm_effect must be snapshot, stop or none" \
   "$CAFFEGRID" train -solver "$r/solver_sig.prototxt" -sigterm_effect kill
 
+# 3e. snapshot sets prove themselves: NaN bytes written into the newest .caffemodel make -snapshot auto skip that
+# set, saying why, and resume the previous one, training on with a finite loss; the damaged set asked for by
+# name is refused; a copied folder resumes with its own weights, not the original folder's
+(cd "$r" && sed 's|snapshots/lenet|ver/lenet|; s/^snapshot:.*/snapshot: 10/; s/^max_iter.*/max_iter: 30/; s/^display.*/display: 10/' \
+  solver.prototxt > solver_ver.prototxt && mkdir -p ver && "$CAFFEGRID" train -solver solver_ver.prototxt > ver1.log 2>&1)
+check "three verified snapshot sets written" test -s "$r/ver/lenet_iter_30.cgstate" -a -s "$r/ver/lenet_iter_20.cgstate"
+check "the run-state file records the files' sums" grep -q '^caffemodel [0-9]* [0-9a-f]\{8\}$' "$r/ver/lenet_iter_30.cgstate"
+python3 - "$r/ver/lenet_iter_30.caffemodel" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+at = len(data) - 4000  # inside the last layer's weights
+data[at:at + 400] = struct.pack("<f", float("nan")) * 100
+open(sys.argv[1], "wb").write(data)
+PY
+expect_error "the damaged set asked for by name is refused" "lenet_iter_30.solverstate: this snapshot cannot be resumed: 'ver/lenet_iter_30.caffemodel' is not the file written with it" \
+  bash -c "cd '$r' && exec '$CAFFEGRID' train -solver solver_ver.prototxt -snapshot ver/lenet_iter_30.solverstate -iterations 31"
+out=$(cd "$r" && "$CAFFEGRID" train -solver solver_ver.prototxt -snapshot auto -iterations 40 2>&1); rc=$?
+check "-snapshot auto past a damaged set: exit 0 (got $rc)" test $rc -eq 0
+check "it says which set it skipped and why" grep -q "Skipping the snapshot of iteration 30: 'ver/lenet_iter_30.caffemodel' is not the file written with it" <<<"$out"
+check "it resumed the previous set" grep -q "Restored solver state from ver/lenet_iter_20.solverstate at iteration 20" <<<"$out"
+check "and trained on with a finite loss" grep -Eq "Iteration 40, loss = [0-9]" <<<"$out"
+cp -r "$r/ver" "$r/ver_copy"
+printf 'overwritten' > "$r/ver/lenet_iter_20.caffemodel"  # the original folder's weights, which learned_net names
+out=$(cd "$r" && "$CAFFEGRID" train -solver solver_ver.prototxt -snapshot ver_copy/lenet_iter_20.solverstate -iterations 21 2>&1); rc=$?
+check "a copied folder resumes with its own weights (exit $rc)" grep -q "Restoring weights from ver_copy/lenet_iter_20.caffemodel" <<<"$out"
+
 # 4. a real BVLC Caffe snapshot (iteration 10000, deprecated solver_type field) resumes and continues
 if have_data caffe_ref/lenet_yuvval/lenet_iter_10000.solverstate -- 2; then
   y="$WORK/yuvval"

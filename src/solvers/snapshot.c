@@ -14,6 +14,7 @@
 #include "caffegrid/log.h"
 #include "core/paths.h"
 #include "solvers/nonfinite.h"
+#include "solvers/snapshot_check.h"
 #include "proto/proto_io.h"
 #include "solvers/solver_impl.h"
 
@@ -63,13 +64,20 @@ static uint64_t *gather_run_state(const cg_solver *s, size_t *words_per_rank) {
   return all;
 }
 
-static int write_side_file(const cg_solver *s, const char *path, const uint64_t *state, size_t words) {
+/* Written last, with the length and CRC-32 of the two files it completes: a set whose
+ * files do not match it (cut short, overwritten, copied from elsewhere) is not resumed. */
+static int write_side_file(const cg_solver *s, const char *path, const uint64_t *state, size_t words, const char *model,
+                           const char *state_path) {
   /* A BlobProto-free little text format: easy to inspect, written atomically. */
+  cg_file_sum sums[2];
+  int rc = cg_file_sum_of(model, &sums[0]);
+  if (!rc) rc = cg_file_sum_of(state_path, &sums[1]);
   cg_atomic_file *out;
-  int rc = cg_atomic_file_open(path, &out);
+  if (!rc) rc = cg_atomic_file_open(path, &out);
   if (rc) return rc;
   FILE *f = cg_atomic_file_stream(out);
-  fprintf(f, "caffegrid-run-state 2\niter %d\nranks %d\nwords %zu\n", s->iter, s->opt.world_size, words);
+  fprintf(f, "caffegrid-run-state 3\niter %d\nranks %d\nwords %zu\n", s->iter, s->opt.world_size, words);
+  cg_snapshot_sums_write(f, cg_net_fingerprint(s->net), &sums[0], &sums[1]);
   for (size_t i = 0; i < words * (size_t)s->opt.world_size; i++) fprintf(f, "%016" PRIx64 "\n", state[i]);
   return cg_atomic_file_commit(out);
 }
@@ -117,7 +125,7 @@ int cg_solver_snapshot(cg_solver *s) {
     for (size_t i = 0; i < st.n_history; i++) protobuf_c_message_free_unpacked(&st.history[i]->base, NULL);
     free(st.history);
   }
-  if (!rc) rc = write_side_file(s, side, state, words);
+  if (!rc) rc = write_side_file(s, side, state, words, model, state_path);
   if (rc && model && state_path && side) {
     /* Disk full or the like: drop this iteration's files (a set without all three is
      * no snapshot) and say which earlier snapshot a resume would use. */
@@ -152,8 +160,13 @@ static int read_side_file(cg_solver *s, const char *path) {
   int version = 0, iter = -1, ranks = 0;
   size_t words = 0;
   int rc = CG_OK;
+  uint64_t fingerprint;
+  cg_file_sum sums[2];
   if (fscanf(f, "caffegrid-run-state %d iter %d ranks %d words %zu", &version, &iter, &ranks, &words) != 4 ||
-      version != 2 || ranks < 1 || ranks > 65536 || words > ((size_t)1 << 24) / (size_t)ranks)
+      (version != 2 && version != 3) || ranks < 1 || ranks > 65536 || words > ((size_t)1 << 24) / (size_t)ranks ||
+      (version == 3 && fscanf(f, " net %" SCNx64 " caffemodel %" SCNu64 " %" SCNx32 " solverstate %" SCNu64
+                              " %" SCNx32, &fingerprint, &sums[0].bytes, &sums[0].crc, &sums[1].bytes,
+                              &sums[1].crc) != 5))
     rc = cg_error(CG_ERR_CORRUPT, "'%s' is not a caffegrid run-state file", path);
   else if (iter != s->iter)
     rc = cg_error(CG_ERR_INVALID, "'%s' is for iteration %d but the solverstate is at %d", path, iter, s->iter);
@@ -173,10 +186,48 @@ static int read_side_file(cg_solver *s, const char *path) {
   return rc;
 }
 
+/* STEM of STEM.solverstate (malloc'd), or NULL for another name. */
+static char *stem_of(const char *state_path) {
+  size_t len = strlen(state_path), ext_len = strlen(".solverstate");
+  if (len <= ext_len || strcmp(state_path + len - ext_len, ".solverstate") != 0) return NULL;
+  return strndup(state_path, len - ext_len);
+}
+
+/* A caffegrid set (STEM.cgstate of version 3 beside it) is checked before anything of it is
+ * read, and its weights are its own STEM.caffemodel (learned_net names where the set was
+ * first written, which a copied folder no longer is). Sets: *own_model malloc'd or NULL. */
+static int check_set(const cg_solver *s, const char *state_path, char **own_model) {
+  *own_model = NULL;
+  char *stem = stem_of(state_path), side[4096], why[1024];
+  if (!stem) return CG_OK;
+  snprintf(side, sizeof side, "%s.cgstate", stem);
+  FILE *f = fopen(side, "r");
+  int version = 0;
+  if (f) {
+    if (fscanf(f, "caffegrid-run-state %d", &version) != 1) version = 0;
+    fclose(f);
+  }
+  int rc = CG_OK;
+  if (version >= 3) {
+    if (!cg_snapshot_set_verified(stem, cg_net_fingerprint(s->net), why, sizeof why))
+      rc = cg_error(CG_ERR_CORRUPT, "%s: this snapshot cannot be resumed: %s", state_path, why);
+    else if (asprintf(own_model, "%s.caffemodel", stem) < 0)
+      *own_model = NULL;
+  }
+  free(stem);
+  return rc;
+}
+
 int cg_solver_restore(cg_solver *s, const char *state_path) {
-  ProtobufCMessage *msg = NULL;
-  int rc = cg_read_binary(&caffe__solver_state__descriptor, state_path, &msg);
+  char *own_model = NULL;
+  int rc = check_set(s, state_path, &own_model);
   if (rc) return rc;
+  ProtobufCMessage *msg = NULL;
+  rc = cg_read_binary(&caffe__solver_state__descriptor, state_path, &msg);
+  if (rc) {
+    free(own_model);
+    return rc;
+  }
   Caffe__SolverState *st = (Caffe__SolverState *)msg;
   int learnable = cg_net_num_learnable(s->net);
   size_t expected = (size_t)learnable * (size_t)s->history_slots, total = cg_net_param_count(s->net);
@@ -197,8 +248,9 @@ int cg_solver_restore(cg_solver *s, const char *state_path) {
       goto done;
     }
   }
-  if (st->learned_net && st->learned_net[0]) {
-    char *model = find_learned_net(state_path, st->learned_net);
+  if (own_model || (st->learned_net && st->learned_net[0])) {
+    char *model = own_model ? own_model : find_learned_net(state_path, st->learned_net);
+    own_model = NULL;
     if (!model) {
       rc = cg_error(CG_ERR_IO, "%s: field 'learned_net' names '%s', which exists neither as given nor beside the solverstate",
                     state_path, st->learned_net);
@@ -206,6 +258,9 @@ int cg_solver_restore(cg_solver *s, const char *state_path) {
     }
     CG_LOG_INFO("Restoring weights from %s", model);
     rc = cg_net_load_weights(s->net, model);
+    if (!rc && !s->opt.continue_on_nonfinite && cg_net_nonfinite_params(s->net))
+      rc = cg_error(CG_ERR_NONFINITE, "%s: %zu weight values are NaN or infinite: this snapshot cannot be resumed", model,
+                    cg_net_nonfinite_params(s->net));
     free(model);
     if (rc) goto done;
   }
@@ -230,6 +285,7 @@ int cg_solver_restore(cg_solver *s, const char *state_path) {
   }
   if (!rc) CG_LOG_INFO("Restored solver state from %s at iteration %d", state_path, s->iter);
 done:
+  free(own_model);
   protobuf_c_message_free_unpacked(msg, NULL);
   return rc;
 }
@@ -244,28 +300,50 @@ static bool snapshot_complete(const char *stem) {
   return true;
 }
 
+static int newest_first(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x < y) - (x > y);
+}
+
+/* The newest complete set that passes its checks; the ones passed over are named, with why. */
 char *cg_solver_latest_snapshot(const cg_solver *s) {
   const char *prefix = s->param->snapshot_prefix;
   if (!prefix) return NULL;
   const char *slash = strrchr(prefix, '/');
   char *dir = slash ? strndup(prefix, (size_t)(slash - prefix)) : strdup(".");
   const char *base = slash ? slash + 1 : prefix;
-  size_t base_len = strlen(base);
+  size_t base_len = strlen(base), n = 0, cap = 0;
+  long *iters = NULL;
   DIR *d = opendir(dir[0] ? dir : "/");
-  long best = -1;
   for (struct dirent *e; d && (e = readdir(d));) {
     const char *name = e->d_name;
     if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, "_iter_", 6) != 0) continue;
     char *end;
     long iter = strtol(name + base_len + 6, &end, 10);
-    if (end == name + base_len + 6 || strcmp(end, ".solverstate") != 0 || iter <= best) continue;
-    char stem[4096];
-    snprintf(stem, sizeof stem, "%s/%.*s", dir, (int)(end - name), name);
-    if (snapshot_complete(stem)) best = iter;
+    if (end == name + base_len + 6 || strcmp(end, ".solverstate") != 0) continue;
+    if (n == cap) {
+      long *grown = realloc(iters, (cap = cap ? 2 * cap : 16) * sizeof *iters);
+      if (!grown) break;
+      iters = grown;
+    }
+    iters[n++] = iter;
   }
   if (d) closedir(d);
+  qsort(iters, n, sizeof *iters, newest_first);
+  uint64_t fingerprint = cg_net_fingerprint(s->net);
   char *path = NULL;
-  if (best >= 0 && asprintf(&path, "%s_iter_%ld.solverstate", prefix, best) < 0) path = NULL;
+  for (size_t i = 0; i < n && !path; i++) {
+    char stem[4096], why[1024];
+    snprintf(stem, sizeof stem, "%s/%.*s_iter_%ld", dir, (int)base_len, base, iters[i]);
+    if (!snapshot_complete(stem)) continue; /* a set being written, or one the disk filled up on */
+    if (!cg_snapshot_set_verified(stem, fingerprint, why, sizeof why)) {
+      CG_LOG_WARN("Skipping the snapshot of iteration %ld: %s", iters[i], why);
+      continue;
+    }
+    if (asprintf(&path, "%s_iter_%ld.solverstate", prefix, iters[i]) < 0) path = NULL;
+  }
+  if (!path && n) CG_LOG_WARN("None of the %zu snapshot(s) under '%s' can be resumed", n, prefix);
+  free(iters);
   free(dir);
   return path;
 }
