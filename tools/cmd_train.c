@@ -97,6 +97,8 @@ int cmd_train(int argc, char **argv) {
       return 1;
     }
   }
+  /* before MPI and the computing threads start: they inherit the signals blocked */
+  if (!cg_signals_install(flags, "train")) return 1;
   cg_cli_context ctx;
   if (!cg_cli_begin(flags, "train", 0, true, &ctx)) return 1;
   cg_comm *comm = ctx.comm;
@@ -118,10 +120,7 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   opt.continue_on_nonfinite = on_nonfinite && strcmp(on_nonfinite, "continue") == 0;
-  if (!cg_signals_install(flags, "train", &opt)) {
-    cg_cli_end(&ctx);
-    return 1;
-  }
+  cg_signals_attach(&opt);
   CG_LOG_INFO("Use CPU.");
   if (world > 1) CG_LOG_INFO("Data-parallel training on %d ranks (%s)", world, cg_comm_backend(comm));
   cg_solver *s = NULL;

@@ -8,8 +8,14 @@
 #include "flags.h"
 
 /* Reads the three flags ("snapshot", "stop" or "none"; Caffe's defaults: SIGINT stop,
- * SIGHUP snapshot; SIGTERM stop) and installs the handlers; sets the solver options'
- * poll. Prints an error and returns false on a bad value. */
-bool cg_signals_install(const cg_flag *flags, const char *command, cg_solver_options *opt);
+ * SIGHUP snapshot; SIGTERM stop) and arranges for the signals to be received by one
+ * thread of their own: call it before any computing thread starts (MPI, OpenMP,
+ * prefetch), which then inherit the signals blocked. A signal landing on a thread
+ * inside oneDNN's generated kernels was seen to corrupt the heap (its frame is
+ * pushed below the stack pointer those kernels use). Prints an error and returns
+ * false on a bad value. */
+bool cg_signals_install(const cg_flag *flags, const char *command);
+/* Sets the solver options' poll, which reports the signals received. */
+void cg_signals_attach(cg_solver_options *opt);
 
 #endif

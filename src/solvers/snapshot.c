@@ -196,7 +196,7 @@ static char *stem_of(const char *state_path) {
 /* A caffegrid set (STEM.cgstate of version 3 beside it) is checked before anything of it is
  * read, and its weights are its own STEM.caffemodel (learned_net names where the set was
  * first written, which a copied folder no longer is). Sets: *own_model malloc'd or NULL. */
-static int check_set(const cg_solver *s, const char *state_path, char **own_model) {
+static int check_set(const char *state_path, char **own_model) {
   *own_model = NULL;
   char *stem = stem_of(state_path), side[4096], why[1024];
   if (!stem) return CG_OK;
@@ -209,7 +209,7 @@ static int check_set(const cg_solver *s, const char *state_path, char **own_mode
   }
   int rc = CG_OK;
   if (version >= 3) {
-    if (!cg_snapshot_set_verified(stem, cg_net_fingerprint(s->net), why, sizeof why))
+    if (!cg_snapshot_set_verified(stem, false, 0, why, sizeof why))
       rc = cg_error(CG_ERR_CORRUPT, "%s: this snapshot cannot be resumed: %s", state_path, why);
     else if (asprintf(own_model, "%s.caffemodel", stem) < 0)
       *own_model = NULL;
@@ -220,7 +220,7 @@ static int check_set(const cg_solver *s, const char *state_path, char **own_mode
 
 int cg_solver_restore(cg_solver *s, const char *state_path) {
   char *own_model = NULL;
-  int rc = check_set(s, state_path, &own_model);
+  int rc = check_set(state_path, &own_model);
   if (rc) return rc;
   ProtobufCMessage *msg = NULL;
   rc = cg_read_binary(&caffe__solver_state__descriptor, state_path, &msg);
@@ -336,7 +336,7 @@ char *cg_solver_latest_snapshot(const cg_solver *s) {
     char stem[4096], why[1024];
     snprintf(stem, sizeof stem, "%s/%.*s_iter_%ld", dir, (int)base_len, base, iters[i]);
     if (!snapshot_complete(stem)) continue; /* a set being written, or one the disk filled up on */
-    if (!cg_snapshot_set_verified(stem, fingerprint, why, sizeof why)) {
+    if (!cg_snapshot_set_verified(stem, true, fingerprint, why, sizeof why)) {
       CG_LOG_WARN("Skipping the snapshot of iteration %ld: %s", iters[i], why);
       continue;
     }

@@ -25,8 +25,10 @@ uint64_t cg_net_fingerprint(const cg_net *net);
 /* Writes and parses the version-3 lines ("net", "caffemodel", "solverstate"). */
 void cg_snapshot_sums_write(FILE *f, uint64_t fingerprint, const cg_file_sum *model, const cg_file_sum *state);
 /* Checks the set of `stem` (STEM.caffemodel/.solverstate/.cgstate) against its
- * run-state file and the net. True when it passes (also for an older run-state file
- * without sums: nothing to check); false with `why` filled otherwise. */
-bool cg_snapshot_set_verified(const char *stem, uint64_t fingerprint, char *why, size_t why_len);
+ * run-state file and, with check_net, the net's fingerprint (a set named explicitly
+ * is left to the detailed shape checks of restore, whose messages say more). True
+ * when it passes (also for an older run-state file without sums: nothing to check);
+ * false with `why` filled otherwise. */
+bool cg_snapshot_set_verified(const char *stem, bool check_net, uint64_t fingerprint, char *why, size_t why_len);
 
 #endif
