@@ -329,7 +329,7 @@ char *cg_solver_latest_snapshot(const cg_solver *s) {
     iters[n++] = iter;
   }
   if (d) closedir(d);
-  qsort(iters, n, sizeof *iters, newest_first);
+  if (n) qsort(iters, n, sizeof *iters, newest_first);
   uint64_t fingerprint = cg_net_fingerprint(s->net);
   char *path = NULL;
   for (size_t i = 0; i < n && !path; i++) {
