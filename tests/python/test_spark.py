@@ -23,7 +23,7 @@ import pytest
 import caffegrid
 from caffegrid import spark as cgspark
 from caffegrid import spark_submit
-from conftest import EXAMPLE_NET, lenet_spark_prototxt, png_bytes, read_idx, write_solver
+from conftest import EXAMPLE_NET, lenet_spark_prototxt, png_bytes, read_idx, require_data, write_solver
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (python3 -m pip install 'pyspark>=3.5')")
 if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
@@ -525,6 +525,7 @@ def test_jpeg_frame_with_mean_crop_mirror_trains_as_an_encoded_lmdb(tmp_path, sp
     """A colour net on JPEG rows (mean_value per channel, crop_size, mirror): the
     transformed batches equal a Data layer's over an LMDB of the same encoded files,
     and 2 Spark tasks train it to the weights mpirun -np 2 gets from that LMDB."""
+    require_data(shared_data, "images/images_list.txt")
     images = shared_data / "images"
     listing = [line.split() for line in (images / "images_list.txt").read_text().splitlines()[:16]]  # the photos
     (tmp_path / "photos.txt").write_text("".join(f"{path} {label}\n" for path, label in listing))
