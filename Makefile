@@ -43,8 +43,8 @@ LDLIBS_BASE = -ldnnl -lopenblas -llmdb -lprotobuf-c -ljpeg -lpng -lz -lmvec -lm 
 LDLIBS = $(LDLIBS_BASE) $(MPI_LIBS) $(HDF5_LIBS)
 
 # sources that need an optional library, and what stands in for them without it
-OPTIONAL_SRC = src/comm/mpi.c src/comm/mpi_absent.c src/data/hdf5_source.c src/data/hdf5_absent.c
-WITH_SRC = $(if $(filter 1,$(WITH_MPI)),src/comm/mpi.c,src/comm/mpi_absent.c) \
+OPTIONAL_SRC = src/comm/mpi.c src/comm/mpi_watchdog.c src/comm/mpi_absent.c src/data/hdf5_source.c src/data/hdf5_absent.c
+WITH_SRC = $(if $(filter 1,$(WITH_MPI)),src/comm/mpi.c src/comm/mpi_watchdog.c,src/comm/mpi_absent.c) \
   $(if $(filter 1,$(WITH_HDF5)),src/data/hdf5_source.c,src/data/hdf5_absent.c)
 # tests and benchmarks that call MPI or libhdf5 themselves
 NEEDS_MPI = tests/test_mpi.c bench/allreduce_bw.c

@@ -23,9 +23,17 @@ bool cg_cli_begin(const cg_flag *flags, const char *command, int default_phase, 
     return false;
   }
   if (!cg_flag_phase(flags, default_phase, command, &ctx->net.phase)) return false;
-  if (cg_env_data_options(&ctx->net.data_threads, &ctx->net.skip_bad_records)) return fail(command, cg_error_message());
+  if (cg_env_data_options(&ctx->net.data_threads, &ctx->net.skip_bad_records, &ctx->net.max_bad_fraction)) return fail(command, cg_error_message());
   if (!join_job) return true;
-  if (cg_env_comm_create(NULL, NULL, &ctx->comm)) return fail(command, cg_error_message());
+  cg_comm_options comm;
+  if (cg_env_comm_options(NULL, NULL, &comm)) return fail(command, cg_error_message());
+  if (cg_flag_get(flags, "peer_timeout")) { /* the flag wins over CAFFEGRID_PEER_TIMEOUT */
+    long seconds;
+    if (!cg_flag_int(flags, "peer_timeout", 0, &seconds)) return false;
+    if (seconds <= 0) return fail(command, "-peer_timeout must be a positive number of seconds");
+    comm.timeout_s = (double)seconds;
+  }
+  if (cg_comm_create(&comm, &ctx->comm)) return fail(command, cg_error_message());
   ctx->net.rank = cg_comm_rank(ctx->comm), ctx->net.world_size = cg_comm_size(ctx->comm);
   if (ctx->net.rank != 0) cg_log_set_quiet(1); /* rank 0 speaks for the job */
   return true;

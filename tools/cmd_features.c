@@ -5,6 +5,7 @@
  *   caffegrid -features B1 -label L -conf SOLVER -model W -output OUT   (CaffeOnSpark's form) */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,14 @@ static int list_blobs_error(cg_net *net, const char *name) {
   return cg_error(CG_ERR_NOT_FOUND, "the net has no blob '%s' (its blobs: %s)", name, list);
 }
 
+/* Whether any of a row's feature values is NaN or infinite. */
+static bool row_nonfinite(const float *const *values, const cg_feature_column *cols, int num) {
+  for (int c = 0; c < num; c++)
+    for (size_t k = 0; k < cols[c].width; k++)
+      if (!isfinite(values[c][k])) return true;
+  return false;
+}
+
 /* Extracts this rank's rows into its part file: one exact pass over its records
  * (ranks need no collective here, so shares of different sizes are fine). */
 static int extract(cg_net *net, cg_comm *comm, char **names, int num, const char *label_name, cg_features_format format,
@@ -84,7 +93,7 @@ static int extract(cg_net *net, cg_comm *comm, char **names, int num, const char
   cg_feature_column cols[MAX_FEATURES];
   const float *values[MAX_FEATURES];
   bool header_done = false;
-  long rows = 0;
+  long rows = 0, nonfinite_rows = 0;
   while (rc == CG_OK && rows < (long)records) {
     rc = cg_net_forward(net, NULL);
     if (rc) break;
@@ -113,6 +122,9 @@ static int extract(cg_net *net, cg_comm *comm, char **names, int num, const char
       float lab = label ? label->data[(size_t)i * (label->count / (size_t)n)] : 0;
       char fallback[32];
       snprintf(fallback, sizeof fallback, "%ld", rows);
+      if (row_nonfinite(values, cols, num) && nonfinite_rows++ == 0)
+        CG_LOG_WARN("row '%s': its features hold NaN or infinite values (NaN input data or diverged weights?)",
+                    got ? ids[i] : fallback);
       cg_features_write_row(f, format, got ? ids[i] : fallback, cols, values, num, label != NULL, lab);
       rows++;
     }
@@ -121,6 +133,8 @@ static int extract(cg_net *net, cg_comm *comm, char **names, int num, const char
     cg_atomic_file_abort(out);
     return rc;
   }
+  if (nonfinite_rows)
+    CG_LOG_WARN("%ld of the %ld rows written to %s hold NaN or infinite features", nonfinite_rows, rows, path);
   rc = cg_atomic_file_commit(out);
   *rows_out = rows;
   return rc;
@@ -137,6 +151,7 @@ int cmd_features(int argc, char **argv) {
       {"outputFormat", NULL, false, "json (default), csv or libsvm"},
       {"overwrite", NULL, true, "replace results already in the output directory"},
       {"devices", NULL, false, "CaffeOnSpark: devices per process (CPU build: must be 1)"},
+      {"peer_timeout", NULL, false, "seconds a collective waits for a silent rank before the job ends (default 300)"},
       {"gpu", NULL, false, "not available in this build: CPU only"},
       {"help", NULL, true, "this help"},
       {NULL, NULL, false, NULL},

@@ -32,9 +32,19 @@ static int write_results(const char *path, bool overwrite, char **names, const d
   return cg_atomic_file_commit(f);
 }
 
-/* Caffe's "Batch N, name = value" lines, after each pass */
+/* Caffe's "Batch N, name = value" lines, after each pass; the first batch with NaN
+ * or infinite values anywhere in the net is named (an accuracy can look fine on NaN
+ * scores). */
 static void log_batch(cg_net *net, int iteration, void *user) {
-  (void)user;
+  bool *warned = user;
+  char what[512];
+  int layer = *warned ? -1 : cg_net_first_nonfinite(net, false, what, sizeof what);
+  if (layer >= 0) {
+    *warned = true;
+    CG_LOG_WARN("Batch %d: layer '%s' (%s): %s holds NaN or infinite values (NaN input data or diverged weights?): "
+                "the scores are meaningless", iteration, cg_net_layer_name(net, layer), cg_net_layer_type(net, layer),
+                what);
+  }
   for (int j = 0; j < cg_net_num_outputs(net); j++) {
     const cg_blob *b = cg_net_output(net, j);
     for (size_t k = 0; k < b->count; k++) CG_LOG_INFO("Batch %d, %s = %g", iteration, b->name, b->data[k]);
@@ -53,6 +63,7 @@ int cmd_test(int argc, char **argv) {
       {"output", NULL, false, "also write 'name: value' per output to this file (CaffeOnSpark)"},
       {"overwrite", NULL, true, "replace an existing -output file"},
       {"test", NULL, true, "CaffeOnSpark's mode flag (accepted)"},
+      {"peer_timeout", NULL, false, "seconds a collective waits for a silent rank before the job ends (default 300)"},
       {"gpu", NULL, false, "not available in this build: CPU only"},
       {"help", NULL, true, "this help"},
       {NULL, NULL, false, NULL},
@@ -126,7 +137,8 @@ int cmd_test(int argc, char **argv) {
   size_t total = cg_net_num_output_values(net);
   /* every rank scores its own share; the means are combined (equal batch counts per rank) */
   double *means = calloc(total + 1, sizeof(double)), loss = 0;
-  rc = means ? cg_net_score(net, (int)iterations, comm, means, &loss, log_batch, NULL)
+  bool warned = nonfinite > 0;
+  rc = means ? cg_net_score(net, (int)iterations, comm, means, &loss, log_batch, &warned)
              : cg_error(CG_ERR_NOMEM, "out of memory");
   char **names = calloc(total + 1, sizeof(char *));
   double *values = calloc(total + 1, sizeof(double));

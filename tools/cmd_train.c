@@ -53,6 +53,7 @@ int cmd_train(int argc, char **argv) {
       {"sighup_effect", NULL, false, "snapshot (default), stop or none on SIGHUP"},
       {"sigterm_effect", NULL, false, "snapshot, stop (default: snapshot, then stop; Slurm/YARN preemption) or none"},
       {"on_nonfinite", NULL, false, "stop (default) or continue when the loss, gradients or weights go NaN/infinite"},
+      {"peer_timeout", NULL, false, "seconds a collective waits for a silent rank before the job ends (default 300)"},
       {"gpu", NULL, false, "not available in this build: CPU only"},
       {"train", NULL, true, "CaffeOnSpark's mode flag (accepted)"},
       {"help", NULL, true, "this help"},
@@ -112,7 +113,7 @@ int cmd_train(int argc, char **argv) {
   cg_solver_options opt = {.comm = comm, .max_iter = iterations, .final_model = cg_flag_get(flags, "model"),
                            .progress = isatty(2) != 0 && rank == 0, .bucket_bytes = (size_t)bucket_mb << 20,
                            .check_every = (int)check_every, .data_threads = ctx.net.data_threads,
-                           .skip_bad_records = ctx.net.skip_bad_records};
+                           .skip_bad_records = ctx.net.skip_bad_records, .max_bad_fraction = ctx.net.max_bad_fraction};
   const char *on_nonfinite = cg_flag_get(flags, "on_nonfinite");
   if (on_nonfinite && strcmp(on_nonfinite, "stop") != 0 && strcmp(on_nonfinite, "continue") != 0) {
     fprintf(stderr, "caffegrid train: -on_nonfinite must be stop or continue, got '%s'\n", on_nonfinite);
@@ -126,17 +127,7 @@ int cmd_train(int argc, char **argv) {
   cg_solver *s = NULL;
   int rc = cg_solver_create_from_file(solver_path, &opt, &s);
   if (!rc && weights) rc = cg_solver_load_weights(s, weights);
-  char *latest = NULL;
-  if (!rc && snapshot && strcmp(snapshot, "auto") == 0) {
-    latest = cg_solver_latest_snapshot(s);
-    if (!latest) CG_LOG_INFO("-snapshot auto: no complete snapshot yet; starting from the beginning");
-    snapshot = latest;
-  }
-  if (!rc && snapshot) {
-    CG_LOG_INFO("Resuming from %s", snapshot);
-    rc = cg_solver_restore(s, snapshot);
-  }
-  free(latest);
+  if (!rc) rc = cg_solver_resume(s, snapshot, NULL); /* rank 0's -snapshot decides for the job */
   if (!rc) rc = cg_solver_solve(s);
   if (rc) {
     char message[4200];

@@ -17,6 +17,8 @@ CG_API_BEGIN
 
 typedef struct cg_comm cg_comm;
 
+enum { CG_COMM_DEFAULT_PEER_TIMEOUT_S = 300 };
+
 /* Which communicator, and what its backend needs. A zeroed struct is a local one.
  * (caffegrid/environment.h fills it from the launcher's variables, as the CLI does.) */
 typedef struct cg_comm_options {
@@ -28,10 +30,12 @@ typedef struct cg_comm_options {
   char ***argv;
   /* tcp: a ring among processes started by anything (a job script): `peers` lists
    * "host:port,host:port,..." of every rank in rank order, this process is `rank` and
-   * listens on its own entry's port; a peer silent for timeout_s seconds (0: 60) is
-   * reported as lost. */
+   * listens on its own entry's port. */
   const char *peers;
   int rank;
+  /* mpi and tcp: the peer timeout. A collective that makes no progress for this
+   * long ends the job with a message naming the silent rank (0: 300 s; MPI only:
+   * negative turns the watchdog off). */
   double timeout_s;
 } cg_comm_options;
 
@@ -45,7 +49,7 @@ void cg_comm_free(cg_comm *c); /* finalizes MPI when it started it; NULL is a no
 /* TCP communicator for workers no MPI launcher started (Spark tasks): listen
  * first, publish host:port through the host program (e.g. Spark's barrier
  * allGather), then connect with everyone's address, in rank order. A peer silent
- * for timeout_s seconds (0: 60) is reported as lost. */
+ * for timeout_s seconds (0: 300) is reported as lost. */
 typedef struct cg_tcp_listener cg_tcp_listener;
 int cg_comm_tcp_listen(const char *bind_host, cg_tcp_listener **out); /* bind_host NULL: any address */
 int cg_comm_tcp_listen_port(int port, cg_tcp_listener **out); /* a chosen port, any address */

@@ -9,7 +9,9 @@
  *   CAFFEGRID_DENORMALS=keep        IEEE gradual underflow kept
  *   CAFFEGRID_DATA_THREADS=N        prefetch threads per data layer, 0 to 64 (0: read in forward)
  *   CAFFEGRID_SKIP_BAD_RECORDS=1    unreadable records are logged, counted and replaced
- *   CAFFEGRID_PEERS, CAFFEGRID_RANK, CAFFEGRID_PEER_TIMEOUT   a TCP ring (see cg_env_comm_create)
+ *   CAFFEGRID_MAX_BAD_FRACTION=F    ...unless more than F of them are bad (default 0.1; 1: no limit)
+ *   CAFFEGRID_PEERS, CAFFEGRID_RANK  a TCP ring (see cg_env_comm_options)
+ *   CAFFEGRID_PEER_TIMEOUT=S        seconds a collective may wait for a silent rank (MPI and TCP; 300)
  *   CAFFEGRID_FAULT_BEFORE_RENAME   for tests only; the CLI reads it itself */
 #ifndef CAFFEGRID_ENVIRONMENT_H
 #define CAFFEGRID_ENVIRONMENT_H
@@ -41,12 +43,21 @@ static inline void cg_env_configure_runtime(void) {
   cg_runtime_flush_denormals(!cg_env_equals("CAFFEGRID_DENORMALS", "keep"));
 }
 
-/* CAFFEGRID_DATA_THREADS and CAFFEGRID_SKIP_BAD_RECORDS as the data_threads and
- * skip_bad_records of cg_net_options / cg_solver_options. A bad value is an error
- * naming the variable. */
-static inline int cg_env_data_options(int *data_threads, bool *skip_bad_records) {
+/* CAFFEGRID_DATA_THREADS, CAFFEGRID_SKIP_BAD_RECORDS and CAFFEGRID_MAX_BAD_FRACTION
+ * as the data_threads, skip_bad_records and max_bad_fraction of cg_net_options /
+ * cg_solver_options. A bad value is an error naming the variable. */
+static inline int cg_env_data_options(int *data_threads, bool *skip_bad_records, double *max_bad_fraction) {
   *data_threads = 0;
   *skip_bad_records = cg_env_flag("CAFFEGRID_SKIP_BAD_RECORDS");
+  *max_bad_fraction = 0;
+  const char *f = getenv("CAFFEGRID_MAX_BAD_FRACTION");
+  if (f && f[0]) {
+    char *end;
+    double x = strtod(f, &end);
+    if (*end || !(x > 0 && x <= 1))
+      return cg_error(CG_ERR_INVALID, "CAFFEGRID_MAX_BAD_FRACTION='%s': expected a fraction above 0, at most 1", f);
+    *max_bad_fraction = x;
+  }
   const char *v = getenv("CAFFEGRID_DATA_THREADS");
   if (v && v[0]) {
     char *end;
@@ -65,25 +76,38 @@ static inline bool cg_env_mpi_launched(void) {
          (getenv("SLURM_STEP_ID") && tasks && atoi(tasks) > 1);
 }
 
-/* The communicator for this process: MPI when mpirun or srun started it; a TCP ring
- * when CAFFEGRID_PEERS lists host:port of every rank and CAFFEGRID_RANK says which one
- * this is (optional CAFFEGRID_PEER_TIMEOUT seconds); else a local one of size 1.
- * argc/argv may be NULL. */
-static inline int cg_env_comm_create(int *argc, char ***argv, cg_comm **out) {
-  *out = NULL;
-  cg_comm_options o = {.backend = "local", .argc = argc, .argv = argv};
-  const char *peers = getenv("CAFFEGRID_PEERS");
+/* The communicator options for this process: MPI when mpirun or srun started it; a
+ * TCP ring when CAFFEGRID_PEERS lists host:port of every rank and CAFFEGRID_RANK says
+ * which one this is; else a local one of size 1. CAFFEGRID_PEER_TIMEOUT (seconds)
+ * sets the peer timeout of both MPI and TCP. argc/argv may be NULL. */
+static inline int cg_env_comm_options(int *argc, char ***argv, cg_comm_options *o) {
+  *o = (cg_comm_options){.backend = "local", .argc = argc, .argv = argv};
+  const char *peers = getenv("CAFFEGRID_PEERS"), *timeout = getenv("CAFFEGRID_PEER_TIMEOUT");
+  if (timeout && timeout[0]) {
+    char *end;
+    double t = strtod(timeout, &end);
+    if (*end || t <= 0) return cg_error(CG_ERR_INVALID, "CAFFEGRID_PEER_TIMEOUT='%s': expected seconds (> 0)", timeout);
+    o->timeout_s = t;
+  }
   if (cg_env_mpi_launched()) {
-    o.backend = "mpi";
+    o->backend = "mpi";
   } else if (peers && peers[0]) {
-    const char *rank = getenv("CAFFEGRID_RANK"), *timeout = getenv("CAFFEGRID_PEER_TIMEOUT");
+    const char *rank = getenv("CAFFEGRID_RANK");
     if (!rank || !rank[0]) return cg_error(CG_ERR_INVALID, "CAFFEGRID_PEERS is set but CAFFEGRID_RANK is not");
     char *end;
     long r = strtol(rank, &end, 10);
     if (*end || r < 0 || r > 1 << 20) return cg_error(CG_ERR_INVALID, "CAFFEGRID_RANK='%s': expected a rank number", rank);
-    o.backend = "tcp", o.peers = peers, o.rank = (int)r, o.timeout_s = timeout ? atof(timeout) : 0;
+    o->backend = "tcp", o->peers = peers, o->rank = (int)r;
   }
-  return cg_comm_create(&o, out);
+  return CG_OK;
+}
+
+/* The communicator cg_env_comm_options describes. */
+static inline int cg_env_comm_create(int *argc, char ***argv, cg_comm **out) {
+  *out = NULL;
+  cg_comm_options o;
+  int rc = cg_env_comm_options(argc, argv, &o);
+  return rc ? rc : cg_comm_create(&o, out);
 }
 
 #endif

@@ -33,6 +33,7 @@ typedef struct cg_net_options {
   bool exact_pass;         /* data layers read each of this rank's records once, in order (scoring, features) */
   int data_threads;        /* prefetch threads per data layer: 0 = the default (1), -1 = none (read in forward) */
   bool skip_bad_records;   /* a record that cannot be read is logged, counted and replaced, not an error */
+  double max_bad_fraction; /* with skip_bad_records: more bad records than this fraction is an error (0: 0.1) */
   cg_backend_options backend; /* the kernels its layers compute with (caffegrid/runtime.h); zeroed = default */
 } cg_net_options;
 
@@ -115,6 +116,9 @@ cg_blob *cg_net_layer_param(const cg_net *net, int i, int j);
 
 /* How many parameter values are NaN or infinite (weights of a diverged training). */
 size_t cg_net_nonfinite_params(const cg_net *net);
+/* The first layer, in forward order, with a NaN or infinite parameter, (with
+ * `gradients`) parameter gradient, or output; `what` says which. -1 when all are finite. */
+int cg_net_first_nonfinite(const cg_net *net, bool gradients, char *what, size_t size);
 
 /* Flat learnable parameters (owners only; shared blobs are views of their owner). */
 size_t cg_net_param_count(const cg_net *net);

@@ -55,7 +55,8 @@ typedef struct cg_prefetch_config {
   uint64_t seed;               /* shuffles, crops and mirrors; the same on every rank */
   int threads;                 /* background threads; 0 = synchronous */
   int depth;                   /* batches prepared ahead (>= 1; Caffe's prefetch, default 4) */
-  bool skip_bad;               /* count bad records instead of failing */
+  bool skip_bad;               /* count bad records instead of failing... */
+  double max_bad_fraction;     /* ...unless more than this fraction of those read are bad (0: 0.1; 1: no limit) */
 } cg_prefetch_config;
 
 typedef struct cg_prefetch_stats {

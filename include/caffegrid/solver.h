@@ -37,6 +37,7 @@ typedef cg_solver_action (*cg_solver_poll_fn)(void *user);
 typedef struct cg_solver_options {
   int data_threads;          /* for the solver's nets: as cg_net_options */
   bool skip_bad_records;     /* for the solver's nets: as cg_net_options */
+  double max_bad_fraction;   /* for the solver's nets: as cg_net_options */
   cg_backend_options backend; /* for the solver's nets: as cg_net_options */
   cg_comm *comm;             /* data-parallel ranks (NULL: alone); borrowed */
   int rank, world_size;      /* filled from comm when given */
@@ -92,8 +93,16 @@ void cg_solver_free(cg_solver *s);
 
 /* Fine-tuning: copies weights from one or more comma-separated .caffemodel files. */
 int cg_solver_load_weights(cg_solver *s, const char *paths);
-/* Resumes from a .solverstate (weights from its learned_net, history, iteration). */
+/* Resumes from a .solverstate (weights from its learned_net, history, iteration).
+ * With a communicator of several ranks every rank calls it and rank 0 decides:
+ * rank 0 reads its path (the others' paths are not read) and sends the others what
+ * they need, so ranks never resume from different points. */
 int cg_solver_restore(cg_solver *s, const char *solverstate_path);
+/* Caffe's -snapshot: NULL does nothing; "auto" resumes from the newest verified
+ * snapshot of snapshot_prefix when there is one; else resumes from that
+ * .solverstate. Collective like cg_solver_restore: rank 0's choice is every rank's.
+ * *resumed (may be NULL) says whether it resumed. */
+int cg_solver_resume(cg_solver *s, const char *snapshot, bool *resumed);
 
 /* Runs `iters` iterations (tests and snapshots as the solver says). */
 int cg_solver_step(cg_solver *s, int iters);

@@ -67,7 +67,7 @@ static int net_init(NetHandle *self, PyObject *args, PyObject *kwds) {
   if (!self->fed) goto done;
   cg_net_options opt = {.phase = phase, .level = level, .stages = stage_names, .num_stages = num_stages,
                         .seed = seed, .rank = rank, .world_size = world_size, .exact_pass = exact_pass};
-  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
+  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records, &opt.max_bad_fraction)) { /* as the CLI */
     cgpy_raise_status(CG_ERR_INVALID);
     goto done;
   }

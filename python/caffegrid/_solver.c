@@ -59,7 +59,7 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
                            .no_interval_snapshots = no_snapshots, .no_testing = no_testing, .test_iter = test_iter,
                            .poll = python_poll, .no_prefix_lock = !prefix_lock};
   if (comm != Py_None) opt.comm = ((CommHandle *)comm)->comm;
-  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records)) { /* as the CLI */
+  if (cg_env_data_options(&opt.data_threads, &opt.skip_bad_records, &opt.max_bad_fraction)) { /* as the CLI */
     Py_DECREF(path);
     cgpy_raise_status(CG_ERR_INVALID);
     return -1;

@@ -32,7 +32,7 @@ static int create_local(const cg_comm_options *o, cg_comm **out) {
   return *out ? CG_OK : cg_error(CG_ERR_NOMEM, "out of memory");
 }
 
-static int create_mpi(const cg_comm_options *o, cg_comm **out) { return cg_comm_create_mpi(o->argc, o->argv, out); }
+static int create_mpi(const cg_comm_options *o, cg_comm **out) { return cg_comm_create_mpi(o->argc, o->argv, o->timeout_s, out); }
 
 static int create_tcp(const cg_comm_options *o, cg_comm **out) {
   return cg_comm_create_tcp_ring(o->peers, o->rank, o->timeout_s, out);

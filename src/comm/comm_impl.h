@@ -25,7 +25,7 @@ struct cg_comm {
 
 /* Each backend's constructor, for comm.c's list. */
 cg_comm *cg_comm_local(void); /* NULL when out of memory */
-int cg_comm_create_mpi(int *argc, char ***argv, cg_comm **out);
+int cg_comm_create_mpi(int *argc, char ***argv, double timeout_s, cg_comm **out);
 int cg_comm_create_tcp_ring(const char *peers, int rank, double timeout_s, cg_comm **out);
 
 #endif

@@ -4,8 +4,8 @@
 #include "caffegrid/error.h"
 #include "comm/comm_impl.h"
 
-int cg_comm_create_mpi(int *argc, char ***argv, cg_comm **out) {
-  (void)argc, (void)argv;
+int cg_comm_create_mpi(int *argc, char ***argv, double timeout_s, cg_comm **out) {
+  (void)argc, (void)argv, (void)timeout_s;
   *out = NULL;
   return cg_error(CG_ERR_UNSUPPORTED,
                   "MPI was asked for (started by mpirun or srun?), but this caffegrid was built without MPI "

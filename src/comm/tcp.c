@@ -270,7 +270,7 @@ int cg_comm_tcp_connect(cg_tcp_listener *l, int rank, int size, const char *cons
   tcp_state *s = calloc(1, sizeof *s);
   cg_comm *c = calloc(1, sizeof *c);
   s->next_fd = s->prev_fd = -1;
-  s->timeout_s = timeout_s > 0 ? timeout_s : 60;
+  s->timeout_s = timeout_s > 0 ? timeout_s : CG_COMM_DEFAULT_PEER_TIMEOUT_S;
   c->ops = &tcp_ops, c->rank = rank, c->size = size, c->state = s;
   if (size == 1) {
     *out = c;

@@ -60,7 +60,14 @@ int cg_atomic_file_open(const char *path, cg_atomic_file **out) {
     if (f) release(f);
     return cg_error(CG_ERR_NOMEM, "out of memory writing '%s'", path);
   }
-  snprintf(f->tmp, len, "%s.tmp.%ld.%lu", path, (long)getpid(), n);
+  char suffix[64];
+  int suffix_len = snprintf(suffix, sizeof suffix, ".tmp.%ld.%lu", (long)getpid(), n);
+  /* a legal name near NAME_MAX (255) must not fail on its suffix: the temporary keeps
+   * as much of the name as fits */
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  size_t keep = strlen(base), room = (size_t)(255 - suffix_len);
+  if (keep > room) keep = room;
+  snprintf(f->tmp, len, "%.*s%.*s%s", (int)(base - path), path, (int)keep, base, suffix);
   f->fp = fopen(f->tmp, "wb");
   if (!f->fp) {
     int rc = cg_error(CG_ERR_IO, "cannot create '%s': %s", f->tmp, strerror(errno));

@@ -41,13 +41,23 @@ cg_blob *cg_layer_add_param(cg_layer *l, int num_axes, const int *shape, cg_fill
     return NULL;
   }
   size_t count = 1;
+  bool too_large = false;
   for (int i = 0; i < num_axes; i++) {
-    if (shape[i] < 0 || (shape[i] && count > ((size_t)1 << 36) / (size_t)shape[i])) {
+    if (shape[i] < 0) {
       cg_blob_free(b);
-      cg_error(CG_ERR_SHAPE, "parameter %d: bad dimension %d on axis %d", l->num_params, shape[i], i);
+      cg_error(CG_ERR_SHAPE, "parameter %d: negative dimension %d on axis %d", l->num_params, shape[i], i);
       return NULL;
     }
-    count *= (size_t)shape[i];
+    if (shape[i] && count > ((size_t)1 << 36) / (size_t)shape[i]) too_large = true;
+    else count *= (size_t)shape[i];
+  }
+  if (too_large) { /* the whole shape, not the axis where the product overflowed */
+    char dims[256] = "";
+    for (int i = 0, used = 0; i < num_axes && used < (int)sizeof dims; i++)
+      used += snprintf(dims + used, sizeof dims - (size_t)used, "%s%d", i ? " x " : "", shape[i]);
+    cg_blob_free(b);
+    cg_error(CG_ERR_SHAPE, "parameter %d would be %s values, more than the 2^36 a parameter may hold", l->num_params, dims);
+    return NULL;
   }
   b->num_axes = num_axes;
   memcpy(b->shape, shape_copy, sizeof(int) * (size_t)num_axes);

@@ -263,8 +263,3 @@ size_t cg_net_rank_records(const cg_net *net) {
   return 0;
 }
 
-size_t cg_net_nonfinite_params(const cg_net *net) {
-  size_t bad = 0;
-  for (size_t i = 0; i < net->param_count; i++) bad += !isfinite(net->param_data[i]);
-  return bad;
-}

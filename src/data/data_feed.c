@@ -82,6 +82,7 @@ int cg_data_feed_open(cg_layer *l, const cg_data_feed_config *config, cg_data_fe
     return cg_error(CG_ERR_INVALID, "data_threads %d: expected -1 (none) to 64", threads);
   c->threads = threads == 0 ? 1 : threads < 0 ? 0 : threads;
   c->skip_bad = l->net && l->net->opt.skip_bad_records;
+  c->max_bad_fraction = l->net ? l->net->opt.max_bad_fraction : 0;
   rc = cg_source_open(config->source_type, config->location, config->options, &f->source);
   if (rc) return rc;
   c->source = f->source;

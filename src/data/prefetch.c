@@ -115,9 +115,12 @@ static int fill_batch(cg_prefetch *p, worker *w, uint64_t number, cg_batch *b) {
     }
   }
   if (!b->skipped) return CG_OK;
-  if (first_good < 0)
+  if (first_good < 0) {
+    char last[1024]; /* a copy: cg_error writes where cg_error_message points */
+    snprintf(last, sizeof last, "%s", cg_error_message());
     return cg_error(CG_ERR_CORRUPT, "every record of the batch at position %llu of %s is bad; the last: %s",
-                    (unsigned long long)b->position, cg_source_location(w->source), cg_error_message());
+                    (unsigned long long)b->position, cg_source_location(w->source), last);
+  }
   int donor = first_good;
   for (int i = 0; i < n; i++) {
     if (w->good[i]) {
@@ -129,6 +132,21 @@ static int fill_batch(cg_prefetch *p, worker *w, uint64_t number, cg_batch *b) {
     b->indices[i] = b->indices[donor];
   }
   return CG_OK;
+}
+
+/* Skipping is for a few bad records: when more than max_bad_fraction of what this rank
+ * has read is bad (judged once it has read 1,000 records, or all of its share), the
+ * data are broken and training on the rest would be a silent wrong answer. */
+static int check_bad_fraction(const cg_prefetch *p) {
+  double limit = p->cfg.max_bad_fraction > 0 ? p->cfg.max_bad_fraction : 0.1;
+  uint64_t read = p->stats.batches * (uint64_t)p->cfg.batch_size, bad = p->stats.skipped;
+  uint64_t share = cg_source_count(p->cfg.source) / (p->cfg.rank_share ? 1 : (uint64_t)p->cfg.world);
+  uint64_t enough = share < 1000 ? (share ? share : 1) : 1000;
+  if (limit >= 1 || read < enough || (double)bad <= limit * (double)read) return CG_OK;
+  return cg_error(CG_ERR_CORRUPT,
+                  "%llu of the %llu records read so far from %s are bad, more than CAFFEGRID_MAX_BAD_FRACTION=%g "
+                  "allows: the data are broken, not a few records (the warnings above name them)",
+                  (unsigned long long)bad, (unsigned long long)read, cg_source_location(p->cfg.source), limit);
 }
 
 static void fill_slot(cg_prefetch *p, worker *w, slot *s) {
@@ -286,6 +304,10 @@ int cg_prefetch_next(cg_prefetch *p, const cg_batch **out) {
   if (s->rc) return cg_error(s->rc, "%s", s->message);
   p->stats.batches++;
   p->stats.skipped += (uint64_t)s->batch.skipped;
+  if (s->batch.skipped) {
+    int rc = check_bad_fraction(p);
+    if (rc) return rc;
+  }
   *out = &s->batch;
   return CG_OK;
 }

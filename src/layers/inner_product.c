@@ -22,8 +22,10 @@ static int ip_setup(cg_layer *l, cg_blob *const *bottom, cg_blob *const *top) {
   (void)top;
   const Caffe__InnerProductParameter *p =
       l->param->inner_product_param ? l->param->inner_product_param : &ip_defaults;
-  if (!p->has_num_output || p->num_output == 0 || p->num_output > (1u << 30))
+  if (!p->has_num_output || p->num_output == 0)
     return cg_error(CG_ERR_INVALID, "num_output must be given and positive");
+  if (p->num_output > (1u << 30))
+    return cg_error(CG_ERR_INVALID, "num_output %u is too large (at most %u)", p->num_output, 1u << 30);
   int axis = cg_blob_canonical_axis(bottom[0], p->axis);
   if (axis < 0)
     return cg_error(CG_ERR_INVALID, "axis %d is out of range for a %d-axis bottom", p->axis, bottom[0]->num_axes);

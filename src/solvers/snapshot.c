@@ -154,9 +154,11 @@ static char *find_learned_net(const char *state_path, const char *learned) {
   return NULL;
 }
 
-static int read_side_file(cg_solver *s, const char *path) {
+/* STEM.cgstate's run state into *run (left empty when the set has none: a Caffe
+ * solverstate, whose data start from the beginning). */
+static int read_side_file(cg_solver *s, const char *path, cg_run_state *run) {
   FILE *f = fopen(path, "r");
-  if (!f) return CG_OK; /* a Caffe solverstate has none: data starts from the beginning */
+  if (!f) return CG_OK;
   int version = 0, iter = -1, ranks = 0;
   size_t words = 0;
   int rc = CG_OK;
@@ -173,17 +175,25 @@ static int read_side_file(cg_solver *s, const char *path) {
   uint64_t *state = rc ? NULL : calloc(words * (size_t)ranks + 1, sizeof(uint64_t));
   for (size_t i = 0; !rc && i < words * (size_t)ranks; i++)
     if (fscanf(f, "%" SCNx64, &state[i]) != 1) rc = cg_error(CG_ERR_CORRUPT, "'%s' is truncated", path);
-  int slice = s->opt.rank;
-  if (!rc && ranks != s->opt.world_size) {
-    CG_LOG_WARN("'%s' was saved by %d rank(s), this job has %d: data order will differ from an uninterrupted run",
-                path, ranks, s->opt.world_size);
-    slice = s->opt.rank % ranks;
-  }
-  if (!rc) rc = cg_net_set_state(s->net, state + words * (size_t)slice, words);
-  if (rc) rc = cg_error_wrap(rc, "%s: ", path);
-  free(state);
   fclose(f);
-  return rc;
+  if (rc) {
+    free(state);
+    return rc;
+  }
+  *run = (cg_run_state){.words = state, .per_rank = words, .ranks = ranks};
+  return CG_OK;
+}
+
+int cg_solver_apply_run_state(cg_solver *s, const cg_run_state *run, const char *origin) {
+  if (!run->words) return CG_OK;
+  int slice = s->opt.rank;
+  if (run->ranks != s->opt.world_size) {
+    CG_LOG_WARN("'%s' was saved by %d rank(s), this job has %d: data order will differ from an uninterrupted run",
+                origin, run->ranks, s->opt.world_size);
+    slice = s->opt.rank % run->ranks;
+  }
+  int rc = cg_net_set_state(s->net, run->words + run->per_rank * (size_t)slice, run->per_rank);
+  return rc ? cg_error_wrap(rc, "%s: ", origin) : CG_OK;
 }
 
 /* STEM of STEM.solverstate (malloc'd), or NULL for another name. */
@@ -218,7 +228,8 @@ static int check_set(const char *state_path, char **own_model) {
   return rc;
 }
 
-int cg_solver_restore(cg_solver *s, const char *state_path) {
+int cg_solver_restore_here(cg_solver *s, const char *state_path, cg_run_state *run) {
+  *run = (cg_run_state){0};
   char *own_model = NULL;
   int rc = check_set(state_path, &own_model);
   if (rc) return rc;
@@ -279,7 +290,7 @@ int cg_solver_restore(cg_solver *s, const char *state_path) {
     size_t ext_len = strlen(ext);
     if (len > ext_len && strcmp(state_path + len - ext_len, ext) == 0 &&
         asprintf(&side, "%.*s.cgstate", (int)(len - ext_len), state_path) >= 0) {
-      rc = read_side_file(s, side);
+      rc = read_side_file(s, side, run);
       free(side);
     }
   }

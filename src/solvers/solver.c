@@ -32,7 +32,8 @@ static int build_net(cg_solver *s, const char *path, const Caffe__NetParameter *
   /* test nets read each rank's share of the test set in order, nothing left out */
   cg_net_options o = {.phase = phase, .seed = seed, .rank = s->opt.rank, .world_size = s->opt.world_size,
                       .exact_pass = phase == 1, .data_threads = s->opt.data_threads,
-                      .skip_bad_records = s->opt.skip_bad_records, .backend = s->opt.backend};
+                      .skip_bad_records = s->opt.skip_bad_records, .max_bad_fraction = s->opt.max_bad_fraction,
+                      .backend = s->opt.backend};
   if (state) {
     o.level = state->level;
     for (size_t i = 0; i < state->n_stage && i < 32; i++) stages[o.num_stages++] = state->stage[i];
@@ -151,6 +152,7 @@ static int create_solver(const char *name, const char *text, size_t len, const c
   if (!s) return cg_error(CG_ERR_NOMEM, "out of memory");
   if (opt) s->opt = *opt;
   s->prefix_lock = -1;
+  s->metrics_resumed_at = -1;
   if (s->opt.comm) {
     s->opt.rank = cg_comm_rank(s->opt.comm);
     s->opt.world_size = cg_comm_size(s->opt.comm);
@@ -186,6 +188,7 @@ static int create_solver(const char *name, const char *text, size_t len, const c
     s->loss_window = calloc((size_t)s->param->average_loss, sizeof(float));
     if (!s->history || !s->loss_window) rc = cg_error(CG_ERR_NOMEM, "out of memory for the solver history");
   }
+  if (!rc && s->opt.comm && s->opt.world_size > 1) rc = cg_solver_check_same_job(s);
   if (!rc && s->opt.comm && s->opt.world_size > 1) rc = cg_dp_create(s->opt.comm, s->net, s->opt.bucket_bytes, &s->dp);
   if (!rc && !s->opt.no_metrics && s->opt.rank == 0 && s->param->snapshot_prefix) {
     if (asprintf(&s->metrics_path, "%s_metrics.jsonl", s->param->snapshot_prefix) < 0) s->metrics_path = NULL;
@@ -224,21 +227,6 @@ void cg_solver_free(cg_solver *s) {
   free(s->source_name);
   if (s->param) protobuf_c_message_free_unpacked(&s->param->base, NULL);
   free(s);
-}
-
-void cg_solver_metrics_line(cg_solver *s, const char *json) {
-  if (!s->metrics_path) return;
-  if (!s->metrics) {
-    s->metrics = fopen(s->metrics_path, "a");
-    if (!s->metrics) {
-      CG_LOG_WARN("cannot write metrics to '%s': %s; continuing without", s->metrics_path, strerror(errno));
-      free(s->metrics_path);
-      s->metrics_path = NULL;
-      return;
-    }
-  }
-  fprintf(s->metrics, "%s\n", json);
-  fflush(s->metrics);
 }
 
 int cg_solver_load_weights(cg_solver *s, const char *paths) {

@@ -2,6 +2,7 @@
 #ifndef CG_SOLVER_IMPL_H
 #define CG_SOLVER_IMPL_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "caffegrid/solver.h"
@@ -30,13 +31,34 @@ struct cg_solver {
   float smoothed_loss;
   FILE *metrics;
   char *metrics_path;
+  int metrics_resumed_at;  /* a restore's iteration: earlier runs' lines from it on are dropped; else -1 */
   int prefix_lock;        /* the snapshot prefix's lock (rank 0), or -1 */
   double last_scores[CG_MAX_TEST_NETS][CG_MAX_TEST_OUTPUTS];
   char *last_names[CG_MAX_TEST_NETS][CG_MAX_TEST_OUTPUTS];
   int last_count[CG_MAX_TEST_NETS];
 };
 
-/* Appends one JSON object line to the metrics file (when there is one). */
+/* Collective: stops the job, on every rank, when a rank's parsed net or solver
+ * differs from rank 0's, naming the first line that differs (same_job.c). */
+int cg_solver_check_same_job(cg_solver *s);
+
+/* A rank's data positions and RNGs for every rank of the snapshotted job (.cgstate). */
+typedef struct cg_run_state {
+  uint64_t *words; /* ranks * per_rank */
+  size_t per_rank;
+  int ranks;
+} cg_run_state;
+/* Restores from this process's files alone: weights, history, iteration; the run
+ * state (when the set has one) into *run for cg_solver_apply_run_state (snapshot.c). */
+int cg_solver_restore_here(cg_solver *s, const char *state_path, cg_run_state *run);
+/* This rank's slice of a snapshot's run state; `origin` names it in messages. */
+int cg_solver_apply_run_state(cg_solver *s, const cg_run_state *run, const char *origin);
+
+/* Appends one JSON object line to the metrics file (when there is one); a failed
+ * write is said once, and the run goes on without metrics (metrics.c). */
 void cg_solver_metrics_line(cg_solver *s, const char *json);
+/* After a restore: the iterations from s->iter on will be logged again, so the
+ * interrupted run's lines for them are dropped when the file is next opened. */
+void cg_solver_metrics_resumed(cg_solver *s);
 
 #endif
