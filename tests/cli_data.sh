@@ -76,7 +76,12 @@ echo "$IM/bad/cat_truncated.jpg 0" >> "$WORK/with_bad.txt"
 sed "s|source: \"[^\"]*\" root_folder: \"[^\"]*\"|source: \"$WORK/with_bad.txt\"|; s|batch_size: 5|batch_size: 2|" \
   "$WORK/image_net.prototxt" > "$WORK/bad_image_net.prototxt"
 expect_error "ImageData: truncated image named" "cat_truncated.jpg" "$CAFFEGRID" test -model "$WORK/bad_image_net.prototxt" -iterations 2
-out=$(CAFFEGRID_SKIP_BAD_RECORDS=1 "$CAFFEGRID" test -model "$WORK/bad_image_net.prototxt" -iterations 4 2>&1)
+expect_error "skipping: a quarter of the records bad is more than the default CAFFEGRID_MAX_BAD_FRACTION" \
+  "1 of the 4 records read so far from $WORK/with_bad.txt are bad, more than CAFFEGRID_MAX_BAD_FRACTION=0.1 allows" \
+  env CAFFEGRID_SKIP_BAD_RECORDS=1 "$CAFFEGRID" test -model "$WORK/bad_image_net.prototxt" -iterations 4
+expect_error "CAFFEGRID_MAX_BAD_FRACTION checked" "CAFFEGRID_MAX_BAD_FRACTION='2': expected a fraction above 0, at most 1" \
+  env CAFFEGRID_MAX_BAD_FRACTION=2 "$CAFFEGRID" test -model "$WORK/bad_image_net.prototxt" -iterations 4
+out=$(CAFFEGRID_SKIP_BAD_RECORDS=1 CAFFEGRID_MAX_BAD_FRACTION=0.3 "$CAFFEGRID" test -model "$WORK/bad_image_net.prototxt" -iterations 4 2>&1)
 check "ImageData with skipping runs through" grep -q "Loss: 0" <<<"$out"
 check "skipped records reported at the end" grep -q "Data layer 'd': skipped 2 bad records of 8 read" <<<"$out"
 

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib_cli.sh"
 source "$TESTS_DIR/mpi_env.sh"
 cd "$WORK"
-have_data mnist/t10k-images-idx3-ubyte.gz -- 11 || { report; exit; }
+have_data mnist/t10k-images-idx3-ubyte.gz -- 15 || { report; exit; }
 make_mnist_test_lmdb mnist_lmdb
 sed "s|fashion_mnist_train_lmdb|mnist_lmdb|" "$TESTS_DIR/../examples/fashion_mnist/lenet_train_test.prototxt" |
   python3 -c "import re,sys; t=sys.stdin.read(); print('\n'.join(b for b in re.split(r'\n(?=layer \{)', t) if 'phase: TEST' not in b))" > net.prototxt

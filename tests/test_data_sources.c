@@ -909,16 +909,31 @@ static void test_prefetch_errors(void) {
   CHECK_STR_CONTAINS(cg_error_message(), "nope.jpg");
   CHECK_STR_CONTAINS(cg_error_message(), "bad_mix.txt:5");
   cg_prefetch_free(p);
-  /* skipping: bad records counted and replaced by a good one of the same batch */
-  c.skip_bad = true, c.batch_size = 3;
+  /* skipping: bad records counted and replaced by a good one of the same batch (a third
+   * of them bad: allowed here, the limit is tested below) */
+  c.skip_bad = true, c.batch_size = 3, c.max_bad_fraction = 1;
   CHECK_EQ_INT(cg_prefetch_create(&c, 0, &p), 0);
-  CHECK_EQ_INT(cg_prefetch_next(p, &b), 0);
+  CHECK_MSG(cg_prefetch_next(p, &b) == 0, "%s", cg_error_message());
   CHECK(b->skipped == 1 && b->labels[2] == 1 && b->indices[2] == 1 &&
         memcmp(b->data + 2 * item, b->data + item, item * sizeof(float)) == 0);
-  CHECK_EQ_INT(cg_prefetch_next(p, &b), 0);
+  CHECK_MSG(cg_prefetch_next(p, &b) == 0, "%s", cg_error_message());
   CHECK(b->skipped == 1 && b->labels[0] == 3 && b->labels[1] == 3 && b->labels[2] == 5);
   cg_prefetch_stats st = cg_prefetch_get_stats(p);
   CHECK_EQ_INT(st.skipped, 2);
+  cg_prefetch_free(p);
+  /* ...but not more than max_bad_fraction of them (default 0.1), judged over this rank's
+   * share when it has fewer than 1,000 records: the second batch completes the share */
+  c.max_bad_fraction = 0;
+  CHECK_EQ_INT(cg_prefetch_create(&c, 0, &p), 0);
+  CHECK_MSG(cg_prefetch_next(p, &b) == 0, "%s", cg_error_message());
+  CHECK(cg_prefetch_next(p, &b) == CG_ERR_CORRUPT);
+  CHECK_STR_CONTAINS(cg_error_message(), "2 of the 6 records read so far from");
+  CHECK_STR_CONTAINS(cg_error_message(), "more than CAFFEGRID_MAX_BAD_FRACTION=0.1 allows");
+  cg_prefetch_free(p);
+  c.max_bad_fraction = 0.34;
+  CHECK_EQ_INT(cg_prefetch_create(&c, 0, &p), 0);
+  CHECK_MSG(cg_prefetch_next(p, &b) == 0, "%s", cg_error_message());
+  CHECK_MSG(cg_prefetch_next(p, &b) == 0, "%s", cg_error_message());
   cg_prefetch_free(p);
   /* a batch with nothing good is still an error */
   cg_source_close(s);
@@ -929,6 +944,11 @@ static void test_prefetch_errors(void) {
   CHECK_EQ_INT(cg_prefetch_create(&c, 0, &p), 0);
   CHECK(cg_prefetch_next(p, &b) != 0);
   CHECK_STR_CONTAINS(cg_error_message(), "every record");
+  /* the last record's own message, once (it was formatted into itself before) */
+  CHECK_STR_CONTAINS(cg_error_message(), "; the last: ");
+  const char *last = strstr(cg_error_message(), "; the last: ");
+  CHECK_MSG(last && strstr(last, "GitHub-Mark-64px_truncated.png") && !strstr(last + 1, "every record"), "%s",
+            cg_error_message());
   cg_prefetch_free(p);
   cg_source_close(s);
   cg_transform_free(&t);
