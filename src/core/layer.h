@@ -67,6 +67,8 @@ struct cg_layer {
   cg_net *net;                            /* owning net (for data layers' context); may be NULL in tests */
   const struct cg_backend *backend;       /* the net's math kernels (math/backend.h); the default outside a net */
   void *priv;
+  int bad_sample; /* set by a forward that fails on one sample of the batch (a label out of range), so the net
+                   * can name that sample's record; -1 otherwise */
 };
 
 /* Declares learnable parameter number l->num_params with this shape and filler.

@@ -14,6 +14,16 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* A layer failed on one sample of the batch: its record's id (from the data layer)
+ * goes into the message, as a data layer names a record it cannot read. */
+static void name_bad_record(cg_net *net, int sample, int rc) {
+  const char *ids[4096];
+  bool valid[4096];
+  if (sample < 0 || sample >= 4096) return;
+  int got = cg_net_batch_ids(net, ids, valid, sample + 1);
+  if (got > sample && ids[sample] && ids[sample][0]) cg_error_wrap(rc, "record '%s': ", ids[sample]);
+}
+
 /* Layers start..end (inclusive), each reshaped to its bottoms first; *loss gets the
  * weighted sum of the loss tops of those layers. */
 static int net_forward(cg_net *net, int start, int end, float *loss) {
@@ -21,11 +31,14 @@ static int net_forward(cg_net *net, int start, int end, float *loss) {
   for (int i = start; i <= end; i++) {
     cg_net_layer *nl = &net->layers[i];
     double begin = net->profiling ? now_ms() : 0;
+    nl->layer.bad_sample = -1;
     int rc = nl->layer.ops->reshape(&nl->layer, nl->bottoms, nl->tops);
     if (!rc) rc = nl->layer.ops->forward(&nl->layer, nl->bottoms, nl->tops);
-    if (rc)
+    if (rc) {
+      name_bad_record(net, nl->layer.bad_sample, rc);
       return cg_error_wrap(rc, "%s: layer '%s' (%s) forward: ", net->opt.source_name, nl->layer.name,
                            nl->layer.ops->type);
+    }
     if (net->profiling) nl->forward_ms += now_ms() - begin;
     for (int j = 0; j < nl->num_tops; j++)
       if (nl->loss_weights[j] != 0) {

@@ -67,8 +67,10 @@ static int accuracy_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *const 
     for (int j = 0; j < s->inner; j++) {
       int y = (int)label[(size_t)i * s->inner + j];
       if (s->has_ignore_label && y == s->ignore_label) continue;
-      if (y < 0 || y >= s->num_labels)
+      if (y < 0 || y >= s->num_labels) {
+        l->bad_sample = s->outer == bottom[0]->shape[0] ? i : -1; /* the outer axis is the batch's */
         return cg_error(CG_ERR_INVALID, "label %d is outside [0, %d) (and is not ignore_label)", y, s->num_labels);
+      }
       if (per_class) s->nums[y]++;
       const float *xi = x + i * dim + j;
       float truth = xi[(size_t)y * s->inner];

@@ -67,9 +67,11 @@ static int softmax_loss_forward(cg_layer *l, cg_blob *const *bottom, cg_blob *co
     for (int j = 0; j < s->inner; j++) {
       int label_value = (int)label[(size_t)i * s->inner + j];
       if (s->has_ignore_label && label_value == s->ignore_label) continue;
-      if (label_value < 0 || label_value >= s->channels)
+      if (label_value < 0 || label_value >= s->channels) {
+        l->bad_sample = s->outer == bottom[0]->shape[0] ? i : -1; /* the outer axis is the batch's */
         return cg_error(CG_ERR_INVALID, "label %d is outside [0, %d) (and is not ignore_label)", label_value,
                         s->channels);
+      }
       float p = s->prob[i * dim + (size_t)label_value * s->inner + j];
       loss -= log(p > FLT_MIN ? p : FLT_MIN);
       count++;

@@ -135,6 +135,23 @@ def test_bad_rows_name_the_row_and_field(tmp_path, image):
     assert net.blobs["data"].data.shape == (2, 1, 28, 28) and not net.blobs["data"].data.any()
 
 
+def test_a_label_outside_the_nets_classes_names_the_row(tmp_path, image):
+    """A row whose label is no class of the net (10 here) is named by its id when the
+    loss meets it, as the CLI names a record it cannot read."""
+    rows = frame(data=[image.tobytes()] * 4, id=["a", "b", "c", "d"], label=[1.0, 2.0, 12.0, 3.0])
+    path = tmp_path / "labels.prototxt"
+    path.write_text('layer { name: "d" type: "MemoryData" top: "data" top: "label" transform_param { scale: 0.01 } '
+                    'memory_data_param { batch_size: 4 channels: 1 height: 28 width: 28 } }\n'
+                    'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+                    'inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }\n'
+                    'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }\n')
+    net = caffegrid.Net(str(path), caffegrid.TEST)
+    net.feed_source(None, "records", records_of(tmp_path, rows, name="labels.records"))
+    with pytest.raises(caffegrid.InvalidArgumentError,
+                       match=r"layer 'loss' \(SoftmaxWithLoss\) forward: record 'c': label 12 is outside \[0, 10\)"):
+        net.forward()
+
+
 def test_source_types_come_from_the_library(tmp_path, shared_data):
     h5 = shared_data / "caffe_ref" / "hdf5_bvlc_test_data" / "sample_data.h5"
     assert cgspark.source_type(str(h5)) == ("hdf5", str(h5))
