@@ -29,16 +29,16 @@ static void net_dealloc(NetHandle *self) {
 
 static int net_init(NetHandle *self, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"path", "phase", "level", "stages", "seed", "rank", "world_size", "exact_pass",
-                           "skip_bad_records", NULL};
+                           "skip_bad_records", "data_threads", NULL};
   PyObject *path = NULL, *stages_arg = NULL, *skip_arg = Py_None;
-  int phase, level = 0, rank = 0, world_size = 1, exact_pass = 0;
+  int phase, level = 0, rank = 0, world_size = 1, exact_pass = 0, data_threads = -2;
   unsigned long long seed = 0;
   if (self->net || self->owner) {
     cgpy_raise("InvalidArgumentError", "NetHandle is already initialised");
     return -1;
   }
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&i|iOKiipO", kwlist, PyUnicode_FSConverter, &path, &phase, &level,
-                                   &stages_arg, &seed, &rank, &world_size, &exact_pass, &skip_arg))
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&i|iOKiipOi", kwlist, PyUnicode_FSConverter, &path, &phase, &level,
+                                   &stages_arg, &seed, &rank, &world_size, &exact_pass, &skip_arg, &data_threads))
     return -1;
   PyObject *stages = NULL;
   const char *stage_names[MAX_STAGES];
@@ -75,6 +75,13 @@ static int net_init(NetHandle *self, PyObject *args, PyObject *kwds) {
     int skip = PyObject_IsTrue(skip_arg);
     if (skip < 0) goto done;
     opt.skip_bad_records = skip;
+  }
+  if (data_threads != -2) { /* ...and over CAFFEGRID_DATA_THREADS; 0 reads in forward, as that variable's 0 */
+    if (data_threads < 0 || data_threads > 64) {
+      cgpy_raise("InvalidArgumentError", "data_threads %d: expected 0 (read in forward) to 64", data_threads);
+      goto done;
+    }
+    opt.data_threads = data_threads == 0 ? -1 : data_threads;
   }
   const char *path_c = PyBytes_AS_STRING(path);
   int status;

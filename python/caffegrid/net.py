@@ -123,6 +123,8 @@ class Net:
             (scoring, features); the last batch is filled by wrapping around.
         skip_bad_records: skip and count records that cannot be read (None:
             as CAFFEGRID_SKIP_BAD_RECORDS says).
+        data_threads: prefetch threads per data layer, 0 to read in forward
+            (None: as CAFFEGRID_DATA_THREADS says; default 1).
 
     Attributes:
         blobs: ordered ``{name: Blob}`` of every activation blob, in net order.
@@ -144,13 +146,15 @@ class Net:
 
     def __init__(self, prototxt: PathLike, phase: Union[int, PathLike] = TEST, weights: Optional[PathLike] = None, *,
                  level: int = 0, stages: Sequence[str] = (), seed: int = 0, rank: int = 0, world_size: int = 1,
-                 exact_pass: bool = False, skip_bad_records: Optional[bool] = None):
+                 exact_pass: bool = False, skip_bad_records: Optional[bool] = None,
+                 data_threads: Optional[int] = None):
         if isinstance(phase, (str, bytes, os.PathLike)):  # pycaffe's Net(prototxt, weights, phase)
             phase, weights = (TEST if weights is None else weights), phase
         if phase not in (TRAIN, TEST) or isinstance(phase, bool):
             raise InvalidArgumentError(f"phase must be caffegrid.TRAIN or caffegrid.TEST, got {phase!r}")
         self._attach(_caffegrid.NetHandle(prototxt, int(phase), level, tuple(stages), seed, rank, world_size,
-                                          exact_pass, skip_bad_records), None)
+                                          exact_pass, skip_bad_records,
+                                          -2 if data_threads is None else int(data_threads)), None)
         self.phase = int(phase)
         if weights is not None:
             self.copy_from(weights)

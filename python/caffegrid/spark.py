@@ -162,20 +162,21 @@ def _tested_at(info: Dict[str, Any], iteration: int) -> bool:
     return interval > 0 and iteration % interval == 0 and (iteration > 0 or info["test_initialization"])
 
 
-def _use_task_cores(ctx: Any) -> None:
+def _use_task_cores(ctx: Any) -> int:
     """Runs this task's math and loops on the cores Spark gave it (spark.task.cpus,
     Spark 3.3 and later), as `caffegrid train` gives each MPI rank its share, so
     tasks sharing a machine do not oversubscribe it. OMP_NUM_THREADS is no guide:
     PySpark sets it to the executor's cores, which its concurrent tasks share. A
-    user's OPENBLAS_NUM_THREADS wins."""
+    user's OPENBLAS_NUM_THREADS wins. Returns the task's cores (0: unknown)."""
     import caffegrid
 
     cpus = getattr(ctx, "cpus", None)
     cores = cpus() if callable(cpus) else 0
     if cores < 1 or os.environ.get("OPENBLAS_NUM_THREADS"):
-        return
+        return cores
     caffegrid.set_math_threads(cores)
     caffegrid.set_num_threads(cores)
+    return cores
 
 
 def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optional[str]]:
@@ -288,14 +289,16 @@ def _task_net(workdir: str, net_text: str, model: bytes, skip_bad_records: Optio
     import caffegrid
     from pyspark import TaskContext
 
-    _use_task_cores(TaskContext.get())
+    cores = _use_task_cores(TaskContext.get())
     net_path, model_path = os.path.join(workdir, "net.prototxt"), os.path.join(workdir, "model.caffemodel")
     with open(net_path, "w") as f:
         f.write(net_text)
     with open(model_path, "wb") as f:
         f.write(model)
+    # on one core a prefetch thread has no core to run beside the math: it only adds hand-offs
+    threads = 0 if cores == 1 and not os.environ.get("CAFFEGRID_DATA_THREADS") else None
     return caffegrid.Net(net_path, caffegrid.TEST, weights=model_path, rank=rank, world_size=world_size,
-                         exact_pass=True, skip_bad_records=skip_bad_records)
+                         exact_pass=True, skip_bad_records=skip_bad_records, data_threads=threads)
 
 
 class _Outputs:

@@ -152,6 +152,25 @@ def test_a_label_outside_the_nets_classes_names_the_row(tmp_path, image):
         net.forward()
 
 
+def test_data_threads_read_alike(tmp_path, image):
+    """Net(data_threads=0) reads in forward (as Spark's one-core feature tasks do)
+    and gives the batches the prefetch thread gives; out-of-range counts are refused."""
+    records = records_of(tmp_path, frame(data=[image.tobytes(), image[::-1].tobytes()] * 3), name="threads.records")
+    path = tmp_path / "threads.prototxt"
+    path.write_text('layer { name: "d" type: "MemoryData" top: "data" top: "label" transform_param { scale: 0.5 '
+                    'mirror: true crop_size: 24 } memory_data_param { batch_size: 4 channels: 1 height: 28 width: 28 } }')
+    seen = []
+    for threads in (None, 0, 2):
+        net = caffegrid.Net(str(path), caffegrid.TRAIN, seed=5, data_threads=threads)
+        net.feed_source(None, "records", records)
+        seen.append([net.forward(blobs=["data"])["data"].copy() for _ in range(3)])
+    for other in seen[1:]:
+        for a, b in zip(seen[0], other):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(InvalidArgumentError, match=r"data_threads 65: expected 0 \(read in forward\) to 64"):
+        caffegrid.Net(str(path), caffegrid.TRAIN, data_threads=65)
+
+
 def test_source_types_come_from_the_library(tmp_path, shared_data):
     h5 = shared_data / "caffe_ref" / "hdf5_bvlc_test_data" / "sample_data.h5"
     assert cgspark.source_type(str(h5)) == ("hdf5", str(h5))
