@@ -46,7 +46,7 @@ def write_section(title: str, section: str) -> None:
     start = text.find(f"## {title}")
     if start >= 0:
         end = text.find("\n## ", start + 3)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
     else:
         text = text.rstrip() + "\n\n" + section
     DOC.write_text(text)

@@ -317,6 +317,7 @@ int cg_upgrade_net(Caffe__NetParameter *net, const char *source_name) {
   int rc = upgrade_v1_net(net, src);
   if (!rc) rc = upgrade_input(net, src);
   if (!rc) upgrade_batch_norm(net);
+  if (!rc) rc = cg_upgrade_cos_data(net, src);
   return rc;
 }
 

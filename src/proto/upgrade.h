@@ -19,6 +19,10 @@
  * cg_status; after an error `net` is still a valid message to free, but may be
  * partly upgraded. */
 int cg_upgrade_net(Caffe__NetParameter *net, const char *source_name);
+/* CaffeOnSpark's CoSData layers (image + label tops) as MemoryData layers (upgrade_cos_data.c). */
+int cg_upgrade_cos_data(Caffe__NetParameter *net, const char *source_name);
+/* Why a CoSData layer is not of that form (NULL when it is). */
+const char *cg_cos_data_form_problem(const Caffe__LayerParameter *l);
 
 /* Upgrades `s` in place: the deprecated solver_type enum becomes the type string
  * ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"); it is an error if

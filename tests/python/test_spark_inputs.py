@@ -171,6 +171,52 @@ def test_data_threads_read_alike(tmp_path, image):
         caffegrid.Net(str(path), caffegrid.TRAIN, data_threads=65)
 
 
+COS_DATA = """layer {
+  name: "data" type: "CoSData" top: "data" top: "label" include { phase: TRAIN }
+  source_class: "com.yahoo.ml.caffe.DataFrameSource"
+  cos_data_param {
+    source: "file:///tmp/mnist_train_dataframe" batch_size: 4
+    top { name: "data" type: RAW_IMAGE channels: 1 height: 28 width: 28
+          transform_param { scale: 0.5 crop_size: 24 mirror: true } }
+    top { name: "label" type: INT }
+  }
+}
+"""
+MEMORY_DATA_TWIN = """layer {
+  name: "data" type: "MemoryData" top: "data" top: "label" include { phase: TRAIN }
+  source_class: "com.yahoo.ml.caffe.DataFrameSource"
+  transform_param { scale: 0.5 crop_size: 24 mirror: true }
+  memory_data_param { source: "file:///tmp/mnist_train_dataframe" batch_size: 4 channels: 1 height: 28 width: 28
+                      image_encoded: false }
+}
+"""
+
+
+def test_cos_data_layers_read_as_memory_data(tmp_path, image):
+    """CaffeOnSpark's CoSData layer (image top + label top) is its MemoryData twin:
+    same shape and transforms for the Spark helpers, same batches from the same rows;
+    other forms are refused naming the layer and why."""
+    info = cgspark.memory_data(COS_DATA, "TRAIN")
+    assert info == cgspark.memory_data(MEMORY_DATA_TWIN, "TRAIN")
+    assert (info["batch_size"], info["crop_size"], info["source"]) == (4, 24, "file:///tmp/mnist_train_dataframe")
+    records = records_of(tmp_path, frame(data=[image.tobytes(), image[::-1].tobytes()] * 3), name="cos.records")
+    batches = []
+    for text in (COS_DATA, MEMORY_DATA_TWIN):
+        path = tmp_path / f"cos_{len(batches)}.prototxt"
+        path.write_text(text)
+        net = caffegrid.Net(str(path), caffegrid.TRAIN, seed=3)
+        net.feed_source(None, "records", records)
+        batches.append([net.forward(blobs=["data"])["data"].copy() for _ in range(2)])
+    assert batches[0][0].shape == (4, 1, 24, 24)
+    for a, b in zip(*batches):
+        np.testing.assert_array_equal(a, b)
+    strings = tmp_path / "cos_strings.prototxt"
+    strings.write_text(COS_DATA.replace("type: RAW_IMAGE", "type: STRING"))
+    with pytest.raises(caffegrid.UnsupportedError,
+                       match=r"CoSData layer 'data': its tops are not an image then a label \(caffegrid reads"):
+        caffegrid.Net(str(strings), caffegrid.TRAIN)
+
+
 def test_source_types_come_from_the_library(tmp_path, shared_data):
     h5 = shared_data / "caffe_ref" / "hdf5_bvlc_test_data" / "sample_data.h5"
     assert cgspark.source_type(str(h5)) == ("hdf5", str(h5))
