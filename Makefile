@@ -32,7 +32,8 @@ ifeq ($(WITH_HDF5),1)
   HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
   HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
 endif
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -fvisibility=hidden -Iinclude
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -fPIC -fvisibility=hidden -Iinclude \
+  -DCAFFEGRID_VERSION='"$(VERSION)"'
 CFLAGS_COMMON = $(CFLAGS_BASE) -Isrc -I$(BUILD)/gen $(MPI_CFLAGS) $(HDF5_CFLAGS)
 CFLAGS += $(OPT) $(CFLAGS_COMMON)
 # the CLI and the benchmarks are the library's users: they see its public headers only
@@ -51,10 +52,12 @@ NEEDS_MPI = tests/test_mpi.c bench/allreduce_bw.c
 NEEDS_HDF5 = tests/test_hdf5.c
 LEFT_OUT = $(if $(filter 1,$(WITH_MPI)),,$(NEEDS_MPI)) $(if $(filter 1,$(WITH_HDF5)),,$(NEEDS_HDF5))
 
-GEN_C = $(BUILD)/gen/proto/caffe.pb-c.c
-GEN_H = $(BUILD)/gen/proto/caffe.pb-c.h
+# Caffe's formats, and the part of ONNX's the exporter writes (proto/*.proto, protobuf-c)
+GEN_PROTOS = caffe onnx
+GEN_C = $(patsubst %,$(BUILD)/gen/proto/%.pb-c.c,$(GEN_PROTOS))
+GEN_H = $(patsubst %,$(BUILD)/gen/proto/%.pb-c.h,$(GEN_PROTOS))
 LIB_SRC = $(sort $(filter-out $(OPTIONAL_SRC),$(wildcard src/*/*.c)) $(WITH_SRC))
-LIB_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/caffe.pb-c.o
+LIB_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(patsubst %,$(BUILD)/obj/gen/%.pb-c.o,$(GEN_PROTOS))
 TOOL_SRC = $(sort $(wildcard tools/*.c))
 TOOL_OBJ = $(patsubst tools/%.c,$(BUILD)/obj/tools/%.o,$(TOOL_SRC))
 TEST_SRC = $(sort $(filter-out $(LEFT_OUT),$(wildcard tests/test_*.c)))
@@ -78,11 +81,14 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/fuzz/fuzz_%.o $(BUILD)/obj/fuzz/replay_main.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/obj/fuzz/replay_main.o $(BUILD)/libcaffegrid.a $(LDLIBS)
 
-$(GEN_C) $(GEN_H): proto/caffe.proto
+$(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --c_out=$(BUILD)/gen proto/caffe.proto
+	protoc-c --c_out=$(BUILD)/gen $<
 
-$(BUILD)/obj/gen/caffe.pb-c.o: $(GEN_C)
+# generated sources stay (make would delete them as intermediates and rebuild every time)
+.SECONDARY: $(GEN_C) $(GEN_H) $(patsubst %,$(FUZZ_BUILD)/gen/proto/%.pb-c.c,$(GEN_PROTOS)) $(FUZZ_GEN_H)
+
+$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -w -c $< -o $@
 
@@ -133,25 +139,27 @@ FUZZ_CC ?= clang
 FUZZ_BUILD = build-fuzz
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=c11 -D_GNU_SOURCE -Wall \
-  -Wextra -Wno-unknown-pragmas -Wno-source-uses-openmp -Iinclude -Isrc -I$(FUZZ_BUILD)/gen $(MPI_CFLAGS) $(HDF5_CFLAGS)
-FUZZ_LIB_OBJ = $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRC)) $(FUZZ_BUILD)/obj/gen/caffe.pb-c.o
+  -Wextra -Wno-unknown-pragmas -Wno-source-uses-openmp -Iinclude -Isrc -I$(FUZZ_BUILD)/gen $(MPI_CFLAGS) $(HDF5_CFLAGS) \
+  -DCAFFEGRID_VERSION='"$(VERSION)"'
+FUZZ_LIB_OBJ = $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRC)) $(patsubst %,$(FUZZ_BUILD)/obj/gen/%.pb-c.o,$(GEN_PROTOS))
+FUZZ_GEN_H = $(patsubst %,$(FUZZ_BUILD)/gen/proto/%.pb-c.h,$(GEN_PROTOS))
 FUZZ_BIN = $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
 fuzz: $(FUZZ_BIN)
 
-$(FUZZ_BUILD)/gen/proto/caffe.pb-c.c $(FUZZ_BUILD)/gen/proto/caffe.pb-c.h: proto/caffe.proto
+$(FUZZ_BUILD)/gen/proto/%.pb-c.c $(FUZZ_BUILD)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(FUZZ_BUILD)/gen
-	protoc-c --c_out=$(FUZZ_BUILD)/gen proto/caffe.proto
+	protoc-c --c_out=$(FUZZ_BUILD)/gen $<
 
-$(FUZZ_BUILD)/obj/gen/caffe.pb-c.o: $(FUZZ_BUILD)/gen/proto/caffe.pb-c.c
+$(FUZZ_BUILD)/obj/gen/%.pb-c.o: $(FUZZ_BUILD)/gen/proto/%.pb-c.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@
 
-$(FUZZ_BUILD)/obj/%.o: src/%.c $(FUZZ_BUILD)/gen/proto/caffe.pb-c.h
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(FUZZ_GEN_H)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 
-$(FUZZ_BUILD)/obj/fuzz/%.o: fuzz/%.c $(FUZZ_BUILD)/gen/proto/caffe.pb-c.h
+$(FUZZ_BUILD)/obj/fuzz/%.o: fuzz/%.c $(FUZZ_GEN_H)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 

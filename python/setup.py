@@ -25,7 +25,7 @@ def library_flags():
     return out.split()
 
 
-sources = [os.path.join("caffegrid", f) for f in ("_module.c", "_net.c", "_solver.c", "_comm.c", "_data.c", "_records.c")]
+sources = [os.path.join("caffegrid", f) for f in ("_module.c", "_net.c", "_solver.c", "_comm.c", "_data.c", "_records.c", "_onnx.c")]
 include = os.path.join(ROOT, "include")
 headers = [os.path.join(include, "caffegrid", f) for f in sorted(os.listdir(os.path.join(include, "caffegrid")))]
 extension = Extension(

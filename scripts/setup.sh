@@ -24,3 +24,5 @@ python3 -c 'import numpy, pytest, setuptools' 2>/dev/null || python3 -m pip inst
 python3 -c 'import pyspark' 2>/dev/null || python3 -m pip install -q 'pyspark>=3.5' # caffegrid.spark and its test
 # caffegrid.spark moves rows as Arrow batches (mapInArrow needs pyarrow and pandas)
 python3 -c 'import pyarrow, pandas' 2>/dev/null || python3 -m pip install -q pyarrow 'pandas>=2.2,<3'
+# ONNX export is checked by a real ONNX runtime (tests/python/test_onnx.py, caffegrid export -check)
+python3 -c 'import onnxruntime' 2>/dev/null || python3 -m pip install -q onnxruntime

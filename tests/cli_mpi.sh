@@ -20,11 +20,7 @@ check "uninterrupted run ends at 300" test -s straight/lenet_iter_300.caffemodel
 
 mpirun -np 2 "$CAFFEGRID" train -solver killed.prototxt -snapshot auto >killed.log 2>&1 &
 launcher=$!
-for _ in $(seq 600); do [ -e killed/lenet_iter_60.cgstate ] && break; sleep 0.05; done
-victim=""
-for pid in $(pgrep -f "caffegrid train -solver killed.prototxt"); do
-  tr '\0' '\n' </proc/$pid/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$pid
-done
+victim=$(mpi_rank_pid killed/lenet_iter_60.cgstate "caffegrid train -solver killed.prototxt" 1)
 check "found rank 1 to kill" test -n "$victim"
 start=$(date +%s.%N)
 kill -9 "$victim"

@@ -18,14 +18,9 @@ solver() { # solver NAME NET [MAX_ITER]: a run writing into NAME/
 
 # 1. a stopped rank: the other waits -peer_timeout seconds, asks, and ends the job naming it
 solver stopped net.prototxt 1000000
-start=$(date +%s.%N)
 mpirun -np 2 "$CAFFEGRID" train -solver stopped.prototxt -peer_timeout 20 >stopped.log 2>&1 &
 launcher=$!
-for _ in $(seq 600); do [ -e stopped/lenet_iter_20.cgstate ] && break; sleep 0.05; done
-victim=""
-for pid in $(pgrep -f "caffegrid train -solver stopped.prototxt"); do
-  tr '\0' '\n' </proc/$pid/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$pid
-done
+victim=$(mpi_rank_pid stopped/lenet_iter_20.cgstate "caffegrid train -solver stopped.prototxt" 1)
 check "found rank 1 to stop" test -n "$victim"
 start=$(date +%s.%N)
 kill -STOP "$victim"

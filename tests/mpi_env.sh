@@ -11,3 +11,12 @@ case "${CAFFEGRID:-}" in
     export LSAN_OPTIONS="suppressions=${CAFFEGRID%/build-san/caffegrid}/tests/lsan.supp:fast_unwind_on_malloc=0"
     ;;
 esac
+# mpi_rank_pid FILE PATTERN RANK: waits (up to 30 s) for FILE to appear, then prints the pid of
+# the process matching PATTERN that Open MPI started as RANK (empty when there is none)
+mpi_rank_pid() {
+  local pid
+  for _ in $(seq 600); do [ -e "$1" ] && break; sleep 0.05; done
+  for pid in $(pgrep -f "$2"); do
+    tr '\0' '\n' </proc/$pid/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$3" && { echo "$pid"; return; }
+  done
+}

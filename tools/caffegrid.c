@@ -23,6 +23,7 @@ static const struct {
     {"plot", cmd_plot, "draw loss and accuracy from a metrics file: METRICS.jsonl -o curve.svg"},
     {"test", cmd_test, "score a model: -model NET -weights W -iterations N"},
     {"time", cmd_time, "benchmark forward/backward per layer: -model NET -iterations N"},
+    {"export", cmd_export, "a trained net as ONNX: -model NET -weights W -output net.onnx [-check]"},
 };
 
 static void usage(void) {

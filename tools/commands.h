@@ -13,5 +13,6 @@ int cmd_time(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@
 #include "caffegrid/lmdb_writer.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
+#include "caffegrid/onnx.h"
 #include "caffegrid/prefetch.h"
 #include "caffegrid/records_file.h"
 #include "caffegrid/rng.h"

@@ -65,6 +65,8 @@ void cgpy_prepare_threads(void);
 /* _caffegrid.decode_image(data, name, color=0, height=0, width=0) (in _data.c). */
 PyObject *cgpy_decode_image(PyObject *self, PyObject *args, PyObject *kwds);
 
+/* NetHandle.to_onnx (_onnx.c). */
+PyObject *cgpy_net_to_onnx(NetHandle *self, PyObject *args, PyObject *kwds);
 /* A NetHandle over a solver's net (borrowed; keeps `owner` alive). */
 PyObject *cgpy_net_borrowed(cg_net *net, PyObject *owner, PyObject *fed, int *busy);
 

@@ -555,6 +555,8 @@ static PyMethodDef net_methods[] = {
     {"clear_param_diffs", (PyCFunction)net_clear_param_diffs, METH_NOARGS, "clear_param_diffs() -> None"},
     {"load_weights", (PyCFunction)net_load_weights, METH_O, "load_weights(path) -> None"},
     {"save_weights", (PyCFunction)net_save_weights, METH_O, "save_weights(path) -> None"},
+    {"to_onnx", (PyCFunction)(void (*)(void))cgpy_net_to_onnx, METH_VARARGS | METH_KEYWORDS,
+     "to_onnx(path, opset=0, fixed_batch=False) -> tuple of the graph's output names"},
     {"feed_shape", (PyCFunction)net_feed_shape, METH_O, "feed_shape(layer) -> (batch, channels, height, width)"},
     {"feed", (PyCFunction)(void (*)(void))net_feed, METH_VARARGS | METH_KEYWORDS, "feed(layer, data, labels=None) -> None"},
     {"batch_ids", (PyCFunction)net_batch_ids, METH_NOARGS, "batch_ids() -> ((id, valid), ...) of the last batch read"},

@@ -383,6 +383,15 @@ class Net:
         """Writes the weights as a ``.caffemodel`` BVLC Caffe can load (atomically)."""
         self._h.save_weights(path)
 
+    def to_onnx(self, path: PathLike, opset: Optional[int] = None, fixed_batch: bool = False) -> Tuple[str, ...]:
+        """Writes this net (built in the TEST phase, weights loaded) as an ONNX model
+        that computes what it computes, and returns the graph's output names (the
+        blobs no exported layer reads). Data layers become inputs named after their
+        data blob, with the batch dimension symbolic unless ``fixed_batch``; losses,
+        Accuracy and Silence are left out. A layer without a faithful ONNX form
+        raises ``UnsupportedError`` naming it (docs/onnx.md has the mapping)."""
+        return self._h.to_onnx(path, 0 if opset is None else int(opset), bool(fixed_batch))
+
     def set_profiling(self, on: bool = True) -> None:
         """Starts (or stops) timing each layer; read the sums with ``layer_times``."""
         self._h.set_profiling(on)
