@@ -550,6 +550,26 @@ class CaffeOnSpark:
             raise InvalidArgumentError("caffegrid.spark: no trained model; call train first or give net= and model=")
         return net_text, weights
 
+    def export_onnx(self, path: str, net: Optional[str] = None, model: Optional[str] = None,
+                    opset: Optional[int] = None, fixed_batch: bool = False) -> Tuple[str, ...]:
+        """Writes the TEST-phase net of the last train (or ``net``) with its trained
+        weights (or ``model``) as an ONNX model on the driver (``Net.to_onnx``;
+        docs/onnx.md), and returns the graph's output names. The MemoryData layer's
+        data blob is the model's input."""
+        import caffegrid
+
+        net_text, weights = self._net_and_model(net, model)
+        with tempfile.TemporaryDirectory(prefix="caffegrid-export-") as workdir:
+            net_path, model_path = os.path.join(workdir, "net.prototxt"), os.path.join(workdir, "model.caffemodel")
+            with open(net_path, "w") as f:
+                f.write(net_text)
+            with open(model_path, "wb") as f:
+                f.write(weights)
+            with spark_data.user_terms(workdir, {net_path: self._names["net.prototxt"],
+                                                 model_path: self._names["model.caffemodel"]}):
+                built = caffegrid.Net(net_path, caffegrid.TEST, weights=model_path)
+                return built.to_onnx(path, opset=opset, fixed_batch=fixed_batch)
+
     def _run_tasks(self, source: Any, net_text: str, weights: bytes, blobs: Sequence[str], label: Optional[str],
                    schema: Any, emit: Any) -> Any:
         """A DataFrame from running the TEST net over every record of ``source``

@@ -300,3 +300,22 @@ def test_train_test_net_exports_its_inference_part(tmp_path, shared_data, cli):
     assert [(i.name, i.shape) for i in session.get_inputs()] == [("data", ["N", 1, 28, 28])]
     got = session.run(["ip2"], {"data": net.blobs["data"].data})[0]
     np.testing.assert_allclose(got, net.blobs["ip2"].data, rtol=0, atol=1e-4 * np.abs(got).max())
+
+
+def test_spark_door_exports_the_trained_model(tmp_path, shared_data):
+    """CaffeOnSpark.export_onnx: the same exporter from the Spark door (here with the
+    net and weights given, as after a train), errors in the user's file names."""
+    from caffegrid.spark import CaffeOnSpark
+
+    ref = shared_data / "caffe_ref"
+    cos = CaffeOnSpark(None)
+    with pytest.raises(caffegrid.InvalidArgumentError, match="no trained model; call train first"):
+        cos.export_onnx(str(tmp_path / "none.onnx"))
+    deploy = str(ref / "bvlc_mnist_prototxt" / "lenet.prototxt")
+    outputs = cos.export_onnx(str(tmp_path / "lenet.onnx"), net=deploy,
+                              model=str(ref / "lenet_nandahkrishna" / "lenet_iter_10000.caffemodel"))
+    assert outputs == ("prob",)
+    x = np.zeros((3, 1, 28, 28), np.float32)
+    assert run_onnx(tmp_path / "lenet.onnx", {"data": x})["prob"].shape == (3, 10)
+    with pytest.raises(caffegrid.Error, match=re.escape(deploy)):
+        cos.export_onnx(str(tmp_path / "bad.onnx"), net=deploy, model=deploy)  # a prototxt is no .caffemodel
