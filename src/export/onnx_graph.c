@@ -107,8 +107,8 @@ static void tensor(cg_onnx_graph *g, const char *name, int type, const int64_t *
   t->dims = malloc(((size_t)num_dims + 1) * sizeof *t->dims);
   t->raw_data.data = malloc(bytes ? bytes : 1);
   if (!t->dims || !t->raw_data.data) g->failed = true;
-  if (t->dims) memcpy(t->dims, dims, (size_t)num_dims * sizeof *t->dims), t->n_dims = (size_t)num_dims;
-  if (t->raw_data.data) memcpy(t->raw_data.data, values, bytes), t->raw_data.len = bytes, t->has_raw_data = 1;
+  if (t->dims && num_dims > 0) memcpy(t->dims, dims, (size_t)num_dims * sizeof *t->dims), t->n_dims = (size_t)num_dims;
+  if (t->raw_data.data && bytes) memcpy(t->raw_data.data, values, bytes), t->raw_data.len = bytes, t->has_raw_data = 1;
   Onnx__GraphProto *gp = g->graph;
   if (!push(g, (void ***)&gp->initializer, &gp->n_initializer, &g->init_cap, t)) protobuf_c_message_free_unpacked(&t->base, NULL);
 }
