@@ -15,6 +15,7 @@
 #include "caffegrid/atomic_file.h"
 #include "caffegrid/comm.h"
 #include "caffegrid/error.h"
+#include "caffegrid/feed.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
 #include "caffegrid/solver.h"
@@ -207,6 +208,7 @@ int cmd_features(int argc, char **argv) {
   opt.exact_pass = true;
   if (!rc) rc = cg_net_create_from_file(model, &opt, &net);
   if (!rc && weights) rc = cg_net_load_weights(net, weights);
+  if (!rc) rc = cg_net_feed_own_sources(net, NULL); /* CaffeOnSpark's nets: MemoryData layers name their data */
   long rows = 0;
   if (!rc) rc = extract(net, comm, names, num, cg_flag_get(flags, "label"), format, output, &rows);
   if (rc) {

@@ -12,6 +12,7 @@
 #include "caffegrid/atomic_file.h"
 #include "caffegrid/comm.h"
 #include "caffegrid/error.h"
+#include "caffegrid/feed.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
 #include "caffegrid/solver.h"
@@ -121,6 +122,7 @@ int cmd_test(int argc, char **argv) {
   int rc = cg_net_create_from_file(model, &opt, &net);
   free(stage_copy);
   if (!rc && weights) rc = cg_net_load_weights(net, weights);
+  if (!rc) rc = cg_net_feed_own_sources(net, NULL); /* CaffeOnSpark's nets: MemoryData layers name their data */
   size_t nonfinite = !rc && weights ? cg_net_nonfinite_params(net) : 0;
   if (nonfinite)
     CG_LOG_WARN("%s: %zu weight values are NaN or infinite (weights of a diverged training?): the scores will be "

@@ -9,6 +9,7 @@
 
 #include "caffegrid/comm.h"
 #include "caffegrid/error.h"
+#include "caffegrid/feed.h"
 #include "caffegrid/log.h"
 #include "caffegrid/solver.h"
 #include "caffegrid/environment.h"
@@ -128,6 +129,9 @@ int cmd_train(int argc, char **argv) {
   int rc = cg_solver_create_from_file(solver_path, &opt, &s);
   if (!rc && weights) rc = cg_solver_load_weights(s, weights);
   if (!rc) rc = cg_solver_resume(s, snapshot, NULL); /* rank 0's -snapshot decides for the job */
+  /* CaffeOnSpark's nets: MemoryData layers name their data (after the resume: positions carry over) */
+  if (!rc) rc = cg_net_feed_own_sources(cg_solver_net(s), NULL);
+  for (int i = 0; !rc && i < cg_solver_num_test_nets(s); i++) rc = cg_net_feed_own_sources(cg_solver_test_net(s, i), NULL);
   if (!rc) rc = cg_solver_solve(s);
   if (rc) {
     char message[4200];

@@ -54,6 +54,13 @@ typedef struct cg_feed_source_options {
 } cg_feed_source_options;
 int cg_net_feed_source(cg_net *net, const char *layer, const char *source_type, const char *location,
                        const cg_feed_source_options *options);
+/* CaffeOnSpark's nets name their data: every MemoryData layer with a
+ * memory_data_param.source is fed from it (cg_net_feed_source), the reader chosen
+ * by the layer's source_class (com.yahoo.ml.caffe.LMDB, SeqImageDataSource) or, without
+ * one, by what the file holds; "file:" prefixes are dropped. A Hadoop URI of another
+ * scheme or an ImageDataFrame (a Spark DataFrame) is refused naming the layer. *fed
+ * (may be NULL) gets the number of layers fed. */
+int cg_net_feed_own_sources(cg_net *net, int *fed);
 
 CG_API_END
 

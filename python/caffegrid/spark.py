@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 import uuid
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -219,15 +221,83 @@ def _train_task(plan: TrainPlan):
     def run(items: Iterator[Any]) -> Iterator[Tuple[str, Any]]:
         from pyspark import BarrierTaskContext
 
+        from ._errors import Error
+
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         workdir = spark_data.task_workdir(f"caffegrid-rank{rank}-")
         try:
             with spark_data.user_terms(workdir, {os.path.join(workdir, "net.prototxt"): plan.net_name}):
                 yield from _train_in(ctx, rank, plan, items, workdir)
+        except Error as e:
+            # The library's errors come back as a result, not a failed task: a bad row or a typo
+            # fails the same way on every attempt, so the job ends at the first (a lost executor
+            # still fails its task, and Spark retries the stage). Peers of the failing task see
+            # their connections close (CommError) and report that.
+            yield "error", (rank, type(e).__name__, str(e))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return run
+
+
+def _raise_task_errors(results: List[Tuple[str, Any]]) -> None:
+    """A training stage's error results, raised on the driver as the library's own
+    exception: the root cause (a rank's own error) before its peers' CommErrors."""
+    from . import _errors
+
+    errors = sorted((v for k, v in results if k == "error"), key=lambda e: (e[1] == "CommError", e[0]))
+    if errors:
+        rank, kind, message = errors[0]
+        cls = getattr(_errors, kind, None)
+        if not (isinstance(cls, type) and issubclass(cls, _errors.Error)):
+            cls = _errors.Error
+        raise cls(f"rank {rank}: {message}")
+
+
+@contextlib.contextmanager
+def _library_errors() -> Iterator[None]:
+    """A library error raised in a Spark task (a bad row found while rows are checked
+    or converted) reaches the driver wrapped in Py4J and Spark's traces; it is raised
+    again as the library's own exception type with its message."""
+    from . import _errors
+
+    try:
+        yield
+    except _errors.Error:
+        raise
+    except Exception as e:  # Py4JJavaError, PythonException: whatever wraps the task's error
+        found = re.findall(r"caffegrid\._errors\.(\w+): ([^\n]*)", str(e))
+        cls = getattr(_errors, found[-1][0], None) if found else None
+        if not (isinstance(cls, type) and issubclass(cls, _errors.Error)):
+            raise
+        raise cls(found[-1][1]) from None
+
+
+def _task_slots(sc: Any) -> Tuple[int, int]:
+    """(tasks Spark can run at once, as its barrier check counts them; spark.task.cpus)."""
+    cpus = int(sc.getConf().get("spark.task.cpus", "1"))
+    jsc = sc._jsc.sc()
+    try:  # Scala's private[spark] is public in the JVM: the number the barrier check compares
+        return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile())), cpus
+    except Exception:
+        return int(sc.defaultParallelism) // max(cpus, 1), cpus
+
+
+def _check_slots(sc: Any, size: int, wait_s: float = 15.0) -> None:
+    """A barrier stage needs all its tasks running at once: with fewer slots Spark
+    retries its check 40 times, 15 s apart, in silence. Executors still registering
+    get wait_s seconds; then the job is refused with both numbers."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        slots, cpus = _task_slots(sc)
+        if slots >= size:
+            return
+        if time.monotonic() >= deadline:
+            raise InvalidArgumentError(
+                f"caffegrid.spark: cluster_size {size} needs {size} task slots at once (a barrier stage), but this "
+                f"Spark application has {slots} (its executors' cores / spark.task.cpus {cpus}); lower cluster_size "
+                "or start more executors")
+        time.sleep(0.5)
 
 
 def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdir: str) -> Iterator[Tuple[str, Any]]:
@@ -480,6 +550,7 @@ class CaffeOnSpark:
         size = int(cluster_size)
         if size < 1:
             raise InvalidArgumentError(f"caffegrid.spark: cluster_size must be at least 1, got {cluster_size}")
+        _check_slots(self.spark.sparkContext, size)
         prefix, interval = info["snapshot_prefix"], info["snapshot"]
         is_path = isinstance(source, (str, os.PathLike))
         plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout),
@@ -491,7 +562,8 @@ class CaffeOnSpark:
         # every task gets a placeholder, so a task with no rows still runs (and says so)
         keyed = sc.parallelize([(task, ("start", -1, b"")) for task in range(size)], size)
         if not is_path:
-            chunks, rows = spark_data.strided_chunks(source, size, "train", plan.record_shape)
+            with _library_errors():  # rows are checked as they are counted
+                chunks, rows = spark_data.strided_chunks(source, size, "train", plan.record_shape)
             if rows < size:
                 raise InvalidArgumentError(f"caffegrid.spark: the source has {rows} rows, fewer than the {size} tasks")
             keyed = keyed.union(chunks)
@@ -502,8 +574,10 @@ class CaffeOnSpark:
         # the shuffle after the barrier stage makes it a shuffle-map stage, which Spark
         # retries when a task fails (a failed barrier result stage is never retried)
         shares = keyed.partitionBy(size, lambda task: task)
-        with _prefix_lock(plan.snapshot_prefix, solver):  # one run per prefix; a retried stage is the same run
-            results = dict(shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect())
+        with _prefix_lock(plan.snapshot_prefix, solver), _library_errors():  # one run per prefix, retries included
+            collected = shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect()
+        _raise_task_errors(collected)
+        results = dict(collected)
         if model is not None:
             with open(model, "wb") as f:
                 f.write(results["model"])
@@ -667,7 +741,9 @@ class CaffeOnSpark:
                  pa.array([collected.batches] * len(names), pa.int64())], names=["name", "total", "batches"])
         frame = self._run_tasks(source, net_text, weights, [], None, "name string, total double, batches long", emit)
         sums: Dict[str, List[float]] = {}
-        for row in frame.collect():
+        with _library_errors():
+            rows = frame.collect()
+        for row in rows:
             entry = sums.setdefault(row.name, [0.0, 0])
             entry[0] += row.total
             entry[1] += row.batches

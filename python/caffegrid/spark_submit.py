@@ -38,10 +38,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.add_argument("-conf", required=True, help="solver prototxt")
     p.add_argument("-model", help="final weights (written by -train, read by -test/-features otherwise)")
     p.add_argument("-output", help="output directory of -features and -test")
-    p.add_argument("-outputFormat", default="json", choices=["json", "parquet"], help="format of -features output")
-    p.add_argument("-clusterSize", type=int, default=1, help="training tasks (executors) in the barrier stage")
-    p.add_argument("-devices", type=int, default=1, help="accepted for compatibility; caffegrid runs on CPUs")
-    p.add_argument("-connection", default="ethernet", help="accepted for compatibility; tasks talk over TCP")
+    p.add_argument("-outputFormat", default="json", choices=["json", "parquet", "csv", "libsvm"],
+                   help="format of -features output (csv: one column per value; libsvm: -label and the blobs' values)")
+    p.add_argument("-clusterSize", type=int, default=None,
+                   help="training tasks in the barrier stage (default: spark.executor.instances, else the default "
+                        "parallelism)")
+    p.add_argument("-persistent", action="store_true",
+                   help="CaffeOnSpark: keep the data on local disk between stages (caffegrid always does)")
+    p.add_argument("-devices", type=int, default=None, help="CaffeOnSpark's GPUs per executor; caffegrid runs on CPUs")
+    p.add_argument("-connection", default=None, help="CaffeOnSpark's ethernet|infiniband; caffegrid's tasks use TCP")
     p.add_argument("-snapshot", help="a .solverstate to resume training from (or 'auto': the newest complete one)")
     p.add_argument("-weights", help="comma-separated .caffemodel files to fine-tune from")
     p.add_argument("-resize", action="store_true", help="resize images to the MemoryData layer's height x width")
@@ -52,7 +57,56 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         p.error("-test and -features need -output")
     if not args.train and not args.model:
         p.error("-test and -features without -train need -model (the weights)")
+    if args.outputFormat == "libsvm" and not args.label:
+        p.error("-outputFormat libsvm needs -label (its first column)")
+    if args.clusterSize is not None and args.clusterSize < 1:
+        p.error(f"-clusterSize must be at least 1, got {args.clusterSize}")
     return args
+
+
+def notes(args: argparse.Namespace) -> List[str]:
+    """One line for each CaffeOnSpark flag that means something else here."""
+    said = []
+    if args.persistent:
+        said.append("-persistent: each training task keeps its rows in a local records file for every epoch "
+                    "(spark.local.dir), with or without this flag")
+    if args.devices is not None:
+        said.append(f"-devices {args.devices}: caffegrid computes on the CPU cores Spark gives each task "
+                    "(spark.task.cpus), not on GPUs")
+    if args.connection is not None:
+        said.append(f"-connection {args.connection}: the tasks exchange gradients over TCP sockets among themselves")
+    return said
+
+
+def cluster_size(spark: Any, args: argparse.Namespace) -> int:
+    """-clusterSize, else spark.executor.instances (YARN's --num-executors), else the
+    default parallelism, as CaffeOnSpark took it."""
+    if args.clusterSize is not None:
+        return args.clusterSize
+    instances = spark.sparkContext.getConf().get("spark.executor.instances", None)
+    return int(instances) if instances else int(spark.sparkContext.defaultParallelism)
+
+
+def write_features(frame: Any, fmt: str, label: Optional[str], output: str) -> None:
+    """CaffeOnSpark's feature outputs: json and parquet as they are; csv with one
+    column per value (BLOB_0, BLOB_1, ...); libsvm as the label and all blobs' values."""
+    from pyspark.sql import functions as F
+
+    blobs = [c for c in frame.columns if c not in ("SampleID", "label")]
+    if fmt == "csv":
+        first = frame.select([F.size(b).alias(b) for b in blobs]).first()
+        widths = {b: first[b] if first else 0 for b in blobs}
+        columns = [F.col("SampleID")] + [F.col(b)[i].alias(f"{b}_{i}") for b in blobs for i in range(widths[b])]
+        frame = frame.select(columns + ([F.col("label")] if label else []))
+        frame.write.mode("overwrite").option("header", True).csv(output)
+    elif fmt == "libsvm":
+        from pyspark.ml.functions import array_to_vector
+
+        values = F.concat(*[F.col(b) for b in blobs]) if len(blobs) > 1 else F.col(blobs[0])
+        frame.select(F.col("label"), array_to_vector(values).alias("features")).write.mode("overwrite") \
+            .format("libsvm").save(output)
+    else:
+        frame.write.mode("overwrite").format(fmt).save(output)
 
 
 def memory_data_source(net_text: str, phase: str, conf: str) -> Any:
@@ -80,13 +134,16 @@ def _source(spark: Any, source: Any) -> Any:
 
 
 def run(spark: Any, args: argparse.Namespace) -> None:
+    for line in notes(args):
+        print(f"caffegrid: {line}", file=sys.stderr)
     _, net_text = read_solver(args.conf)
     cos = CaffeOnSpark(spark, resize=args.resize)
     if args.train:
+        size = cluster_size(spark, args)
         train = _source(spark, memory_data_source(net_text, "TRAIN", args.conf))
-        cos.train(train, args.conf, model=args.model, cluster_size=args.clusterSize, snapshot=args.snapshot,
+        cos.train(train, args.conf, model=args.model, cluster_size=size, snapshot=args.snapshot,
                   weights=args.weights)
-        print(f"caffegrid: trained on {args.clusterSize} task(s); final model "
+        print(f"caffegrid: trained on {size} task(s); final model "
               f"{args.model or '(not written: no -model)'}", file=sys.stderr)
     net_file = _net_file(args.conf)
     model = None if args.train else args.model
@@ -101,7 +158,7 @@ def run(spark: Any, args: argparse.Namespace) -> None:
     if args.features:
         blobs = [b for b in args.features.split(",") if b]
         frame = cos.features(test, blobs, label=args.label, net=net_file if model else None, model=model)
-        frame.write.mode("overwrite").format(args.outputFormat).save(args.output)
+        write_features(frame, args.outputFormat, args.label, args.output)
 
 
 def _net_file(conf: str) -> str:

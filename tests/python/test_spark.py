@@ -344,21 +344,36 @@ def test_tasks_use_the_cores_spark_gives_them(spark):
 
 
 def test_task_error_fails_the_job_with_its_message(tmp_path, spark, fashion):
-    """A task that fails on every attempt (a bad row in rank 1's partition, while
-    rank 0 waits in the allreduce): after Spark's stage retries the job fails well
-    within 60 s with the row named, and nothing hangs."""
+    """A bad row (700 bytes among 784-byte rows) fails the job within 40 s, raised on
+    the driver as the library's own exception naming the row; a label outside the
+    net's classes, met by one rank during training while its peer waits in the
+    allreduce, ends the job at the first attempt the same way; a cluster_size above
+    the slots is refused in seconds, naming both numbers."""
     (train_x, train_y), _ = fashion
     (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
     solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=50, display=0)
     frame = image_frame(spark, train_x[:256], train_y[:256], "ok")
-    bad = spark.createDataFrame([("bad0200", 1.0, b"short")], frame.schema)
+    bad = spark.createDataFrame([("bad0200", 1.0, b"x" * 700)], frame.schema)
     source = frame.filter("id < 'ok00200'").union(bad).union(frame.filter("id > 'ok00200'")).coalesce(RANKS)
     start = time.time()
-    with pytest.raises(Exception, match=r"row 'bad0200': 5 bytes of data; its shape 1x28x28 takes 784 uint8 pixels"):
+    with pytest.raises(caffegrid.ShapeError, match=r"row 'bad0200': 700 bytes of data; its shape 1x28x28 takes 784 uint8"):
         cgspark.CaffeOnSpark(spark).train(source, str(solver), cluster_size=RANKS)
     failed_s = time.time() - start
-    print(f"\na task failing on every attempt: the job failed after {failed_s:.1f}s")
-    assert failed_s < 60
+    print(f"\na bad row: the job failed after {failed_s:.1f}s")
+    assert failed_s < 40
+    label = spark.createDataFrame([("ok00201", 12.0, bytes(train_x[201].tobytes()))], frame.schema)
+    source = frame.filter("id != 'ok00201'").union(label)
+    start = time.time()
+    with pytest.raises(caffegrid.InvalidArgumentError, match=r"record 'ok00201': label 12 is outside \[0, 10\)"):
+        cgspark.CaffeOnSpark(spark).train(source, str(solver), cluster_size=RANKS)
+    failed_s = time.time() - start
+    print(f"a label outside the classes, met during training: the job failed after {failed_s:.1f}s")
+    assert failed_s < 40
+    start = time.time()
+    with pytest.raises(caffegrid.InvalidArgumentError, match=r"cluster_size 3 needs 3 task slots at once \(a barrier "
+                       r"stage\), but this Spark application has 2"):
+        cgspark.CaffeOnSpark(spark).train(frame, str(solver), cluster_size=3)
+    assert time.time() - start < 60
 
 
 def caffeonspark_net(sources) -> str:
@@ -405,13 +420,27 @@ def test_spark_submit_test_and_dataframe_source(tmp_path, spark, trained, fashio
     rows = spark.read.parquet(str(tmp_path / "f")).collect()
     assert len(rows) == 300 and len({r.SampleID for r in rows}) == 300
     assert all(len(r.ip1) == 500 and len(r.ip2) == 10 and r.label == float(test_y[int(r.SampleID[3:])]) for r in rows)
+    by_id = {r.SampleID: r for r in rows}
+    for fmt in ("csv", "libsvm"):
+        spark_submit.run(spark, spark_submit.parse_args(["-features", "ip2", "-label", "label", "-conf", str(solver),
+                                                         "-model", str(trained.model), "-output", str(tmp_path / fmt),
+                                                         "-outputFormat", fmt]))
+    csv = spark.read.option("header", True).option("inferSchema", True).csv(str(tmp_path / "csv")).collect()
+    assert len(csv) == 300 and csv[0].asDict().keys() == {"SampleID", "label", *(f"ip2_{i}" for i in range(10))}
+    assert all(abs(r[f"ip2_{i}"] - by_id[r.SampleID].ip2[i]) < 1e-4 * max(1.0, abs(by_id[r.SampleID].ip2[i]))
+               for r in csv for i in range(10))
+    svm = spark.read.format("libsvm").option("numFeatures", 10).load(str(tmp_path / "libsvm")).collect()
+    assert len(svm) == 300 and sorted(r.label for r in svm) == sorted(r.label for r in rows)
+    svm_values = sorted(tuple(np.round(r.features.toArray(), 3)) for r in svm)
+    assert svm_values == sorted(tuple(np.round(np.array(r.ip2, np.float64), 3)) for r in rows)
     print(f"\nspark_submit -test {scores} (caffegrid test: {cli_scores})")
 
 
 def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
     """CaffeOnSpark's command line through spark-submit (its own local-cluster of 2
-    executors): -train -features ip1 -label label -conf -model -output -outputFormat
-    json -clusterSize 2, data from the MemoryData layers' source/source_class."""
+    executors): -train -persistent -features ip1 -label label -conf -model -output
+    -outputFormat json, the cluster size from --num-executors 2 (no -clusterSize),
+    data from the MemoryData layers' source/source_class."""
     data = shared_data / "fashion-mnist"
     for kind, name, limit in (("train", "train_lmdb", 1000), ("t10k", "test_lmdb", 300)):
         subprocess.run([cli, "convert", "mnist", str(data / f"{kind}-images-idx3-ubyte.gz"),
@@ -426,16 +455,20 @@ def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
                PYTHONPATH=package_dir + os.pathsep + os.environ.get("PYTHONPATH", ""),
                SPARK_HOME=os.environ.get("SPARK_HOME", os.path.dirname(pyspark.__file__)))
     submit = os.path.join(env["SPARK_HOME"], "bin", "spark-submit")
-    command = [submit, "--master", f"local-cluster[{RANKS},1,1024]", "--conf", "spark.driver.host=127.0.0.1",
+    command = [submit, "--master", f"local-cluster[{RANKS},1,1024]", "--num-executors", str(RANKS),
+               "--conf", "spark.driver.host=127.0.0.1",
                "--conf", "spark.ui.enabled=false", "--conf", f"spark.executorEnv.PYTHONPATH={env['PYTHONPATH']}",
                "--conf", "spark.executorEnv.OPENBLAS_NUM_THREADS=1", "--conf", "spark.executorEnv.CAFFEGRID_HOST=127.0.0.1",
                os.path.join(os.path.dirname(caffegrid.__file__), "spark_submit.py"),
-               "-train", "-features", "ip1", "-label", "label", "-conf", str(solver), "-model",
+               "-train", "-persistent", "-features", "ip1", "-label", "label", "-conf", str(solver), "-model",
                str(tmp_path / "out.caffemodel"), "-output", str(tmp_path / "features"), "-outputFormat", "json",
-               "-clusterSize", str(RANKS), "-devices", "1"]
+               "-devices", "1"]
     start = time.time()
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
+    said = [line for line in (run.stderr + run.stdout).splitlines() if "caffegrid:" in line]
+    assert f"caffegrid: trained on {RANKS} task(s); final model {tmp_path / 'out.caffemodel'}" in said, said
+    assert any(s.startswith("caffegrid: -persistent: each training task keeps its rows") for s in said), said
     assert (tmp_path / "out.caffemodel").stat().st_size > 0 and (tmp_path / "features" / "_SUCCESS").exists()
     import json
     rows = [json.loads(line) for part in sorted((tmp_path / "features").glob("part-*"))

@@ -255,6 +255,17 @@ def test_bad_paths_and_command_lines(tmp_path):
     assert args.train and args.features == "ip1" and args.clusterSize == 2 and args.outputFormat == "json"
     with pytest.raises(SystemExit):
         spark_submit.parse_args(["-features", "ip1", "-conf", "s.prototxt", "-output", "o"])  # no -model
+    # CaffeOnSpark's whole command line: -persistent, csv and libsvm, -devices and -connection noted
+    args = spark_submit.parse_args(["-train", "-persistent", "-conf", "s.prototxt", "-features", "ip1", "-label", "l",
+                                    "-output", "o", "-outputFormat", "csv", "-devices", "2", "-connection",
+                                    "infiniband"])
+    assert args.persistent and args.outputFormat == "csv" and args.clusterSize is None
+    said = spark_submit.notes(args)
+    assert len(said) == 3 and said[0].startswith("-persistent: each training task keeps its rows in a local records")
+    assert "-devices 2: caffegrid computes on the CPU cores" in said[1] and "-connection infiniband" in said[2]
+    with pytest.raises(SystemExit):
+        spark_submit.parse_args(["-features", "ip1", "-conf", "s", "-model", "m", "-output", "o", "-outputFormat",
+                                 "libsvm"])  # libsvm needs -label
 
 
 def test_spark_helpers_read_the_net_through_the_library():
