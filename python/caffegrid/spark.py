@@ -749,3 +749,11 @@ class CaffeOnSpark:
             entry[1] += row.batches
         return {name: total / batches for name, (total, batches) in sums.items()}
 
+
+def __getattr__(name: str) -> Any:
+    """CaffeEstimator and CaffeModel (pyspark.ml, in spark_ml.py), imported when asked for."""
+    if name in ("CaffeEstimator", "CaffeModel"):
+        from . import spark_ml
+
+        return getattr(spark_ml, name)
+    raise AttributeError(f"module 'caffegrid.spark' has no attribute '{name}'")

@@ -615,3 +615,39 @@ if __name__ == "__main__":  # reference_weights' process: TMP SOLVER SHARED_DATA
     reference_in_process(pathlib.Path(sys.argv[1]), sys.argv[2],
                          read_idx(data / "train-images-idx3-ubyte.gz")[:TRAIN_ROWS],
                          read_idx(data / "train-labels-idx1-ubyte.gz")[:TRAIN_ROWS], int(sys.argv[4]))
+
+
+def test_pipeline_of_caffe_estimator_and_logistic_regression(tmp_path, spark, fashion):
+    """CaffeOnSpark's seed use case as a pyspark.ml Pipeline: CaffeEstimator (LeNet on
+    3,000 Fashion-MNIST rows, 2 tasks) feeding ip1 as an ML Vector to MLlib's
+    LogisticRegression; scored on 1,000 test rows; input columns kept; the saved and
+    loaded PipelineModel predicts identically; the fitted CaffeModel exports to ONNX."""
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.sql import functions as F
+
+    from caffegrid.spark import CaffeEstimator, CaffeModel
+
+    (train_x, train_y), (test_x, test_y) = fashion
+    (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=300, display=0)
+    train = image_frame(spark, train_x[:3000], train_y[:3000], "tr").withColumn("note", F.lit("kept"))
+    test = image_frame(spark, test_x[:1000], test_y[:1000], "te").withColumn("note", F.lit("kept"))
+    caffe = CaffeEstimator(solver=str(solver), clusterSize=RANKS, featureBlobs=["ip1"], outputCol="features")
+    assert caffe.getOrDefault("idCol") == "id" and caffe.getOrDefault("clusterSize") == RANKS
+    start = time.time()
+    fitted = Pipeline(stages=[caffe, LogisticRegression(featuresCol="features", maxIter=60)]).fit(train)
+    scored = fitted.transform(test)
+    assert set(test.columns) <= set(scored.columns) and scored.count() == 1000
+    assert scored.filter("note != 'kept'").count() == 0
+    accuracy = scored.filter("prediction = label").count() / 1000
+    print(f"\nPipeline(CaffeEstimator, LogisticRegression): fit and scored in {time.time() - start:.1f}s, "
+          f"test accuracy {accuracy:.4f}")
+    assert accuracy >= 0.75
+    fitted.save(str(tmp_path / "pipeline"))
+    loaded = PipelineModel.load(str(tmp_path / "pipeline"))
+    assert isinstance(loaded.stages[0], CaffeModel) and loaded.stages[0].getOrDefault("featureBlobs") == ["ip1"]
+    before = {r.id: r.prediction for r in scored.select("id", "prediction").collect()}
+    after = {r.id: r.prediction for r in loaded.transform(test).select("id", "prediction").collect()}
+    assert before == after
+    assert loaded.stages[0].export_onnx(str(tmp_path / "lenet.onnx")) == ("ip2",)
