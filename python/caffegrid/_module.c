@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "caffegrid/data.h"
 #include "caffegrid/environment.h"
@@ -108,6 +109,32 @@ static PyObject *set_log_quiet(PyObject *self, PyObject *arg) {
   int quiet = PyObject_IsTrue(arg);
   if (quiet < 0) return NULL;
   cg_log_set_quiet(quiet);
+  Py_RETURN_NONE;
+}
+
+/* The library's log lines to stderr and also to a file descriptor (a Spark task's
+ * connection to the driver, which shows rank 0's progress while it trains). */
+static int tee_fd = -1;
+
+static void tee_sink(const char *line, void *user) {
+  (void)user;
+  fputs(line, stderr);
+  int fd = __atomic_load_n(&tee_fd, __ATOMIC_RELAXED);
+  if (fd < 0) return;
+  size_t len = strlen(line);
+  for (size_t done = 0; done < len;) { /* a lost listener only loses the copy (Python ignores SIGPIPE) */
+    ssize_t w = write(fd, line + done, len - done);
+    if (w <= 0) break;
+    done += (size_t)w;
+  }
+}
+
+static PyObject *set_log_tee(PyObject *self, PyObject *arg) {
+  (void)self;
+  long fd = PyLong_AsLong(arg);
+  if (fd == -1 && PyErr_Occurred()) return NULL;
+  __atomic_store_n(&tee_fd, (int)fd, __ATOMIC_RELAXED);
+  cg_log_set_sink(fd >= 0 ? tee_sink : NULL, NULL);
   Py_RETURN_NONE;
 }
 
@@ -235,6 +262,8 @@ static PyMethodDef module_methods[] = {
      "data_source_type(path) -> str: the source type that reads it (lmdb, seqfile, hdf5, image_list)"},
     {"status_codes", status_codes, METH_NOARGS, "status_codes() -> tuple of (name, value, text): the C library's status list."},
     {"set_log_quiet", set_log_quiet, METH_O, "set_log_quiet(quiet) -> None: silence the library's INFO log lines."},
+    {"set_log_tee", set_log_tee, METH_O,
+     "set_log_tee(fd) -> None: log lines also to this file descriptor (-1: stderr only)."},
     {"set_num_threads", set_num_threads, METH_O, "set_num_threads(n) -> None: OpenMP threads for caffegrid's own loops."},
     {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int: OpenMP threads caffegrid's loops use."},
     {"set_math_threads", set_math_threads, METH_O,

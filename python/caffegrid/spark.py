@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -136,6 +137,74 @@ class TrainPlan(NamedTuple):
     test_batch: int = 0
     token: str = ""                  # names this train call's first-attempt marker
     net_name: str = "net"            # the user's net file, which messages name
+    progress: Optional[str] = None   # "host:port" where the driver shows rank 0's log lines
+
+
+class _Progress:
+    """Rank 0's log lines on the driver while a training stage runs: a listener the
+    task connects to (executors always reach the driver), each line printed to the
+    driver's stderr as it arrives; the last one is kept."""
+
+    def __init__(self, host: str) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("", 0))
+        self.address = f"{host}:{self.server.getsockname()[1]}"
+        self.last = ""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("r", errors="replace") as lines:
+                for line in lines:
+                    self.last = line.rstrip("\n")
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@contextlib.contextmanager
+def _progress_to(address: Optional[str]) -> Iterator[None]:
+    """In rank 0's task: the library's log lines also go to the driver at `address`."""
+    import socket
+
+    from . import _caffegrid as ext
+
+    conn = None
+    if address:
+        host, _, port = address.rpartition(":")
+        try:
+            conn = socket.create_connection((host, int(port)), timeout=5)
+        except OSError:
+            conn = None  # progress is a courtesy: training goes on without it
+    if conn is not None:
+        ext.set_log_tee(conn.fileno())
+    try:
+        yield
+    finally:
+        if conn is not None:
+            ext.set_log_tee(-1)
+            conn.close()
+
+
+def _driver_host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _metrics_path(model: str) -> str:
+    """M.caffemodel -> M_metrics.jsonl, as PREFIX_metrics.jsonl sits beside PREFIX's snapshots."""
+    stem = model[:-len(".caffemodel")] if model.endswith(".caffemodel") else model
+    return stem + "_metrics.jsonl"
 
 
 def _resume_point(ctx: Any, solver: Any, plan: TrainPlan) -> Optional[str]:
@@ -227,7 +296,8 @@ def _train_task(plan: TrainPlan):
         rank = ctx.partitionId()
         workdir = spark_data.task_workdir(f"caffegrid-rank{rank}-")
         try:
-            with spark_data.user_terms(workdir, {os.path.join(workdir, "net.prototxt"): plan.net_name}):
+            with spark_data.user_terms(workdir, {os.path.join(workdir, "net.prototxt"): plan.net_name}), \
+                    _progress_to(plan.progress if rank == 0 else None):
                 yield from _train_in(ctx, rank, plan, items, workdir)
         except Error as e:
             # The library's errors come back as a result, not a failed task: a bad row or a typo
@@ -338,6 +408,10 @@ def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdi
             yield "model", f.read()
         yield "rounds", rounds
         yield "resumed", resumed
+        metrics = os.path.join(plan.snapshot_prefix or os.path.join(workdir, "solver")) + "_metrics.jsonl"
+        if os.path.exists(metrics):
+            with open(metrics) as f:
+                yield "metrics", f.read()
         if plan.snapshot_prefix is not None:
             os.unlink(f"{plan.snapshot_prefix}_{plan.token}.attempt")
 
@@ -574,13 +648,23 @@ class CaffeOnSpark:
         # the shuffle after the barrier stage makes it a shuffle-map stage, which Spark
         # retries when a task fails (a failed barrier result stage is never retried)
         shares = keyed.partitionBy(size, lambda task: task)
-        with _prefix_lock(plan.snapshot_prefix, solver), _library_errors():  # one run per prefix, retries included
-            collected = shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect()
+        progress = _Progress(sc.getConf().get("spark.driver.host", None) or _driver_host())
+        plan = plan._replace(progress=progress.address)
+        sc.setJobDescription(f"caffegrid train {os.path.basename(solver)}: {max_iter} iterations on {size} tasks")
+        try:
+            with _prefix_lock(plan.snapshot_prefix, solver), _library_errors():  # one run per prefix, retries included
+                collected = shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect()
+        finally:
+            sc.setJobDescription(None)
+            progress.close()
         _raise_task_errors(collected)
         results = dict(collected)
         if model is not None:
             with open(model, "wb") as f:
                 f.write(results["model"])
+            if "metrics" in results:  # the run's metrics (train and test lines) next to the model
+                with open(_metrics_path(model), "w") as f:
+                    f.write(results["metrics"])
         self.net_text, self.model, self.resumed_from = net_text, results["model"], results["resumed"]
         self.net_name = net_path
         if validation is None:

@@ -651,3 +651,20 @@ def test_pipeline_of_caffe_estimator_and_logistic_regression(tmp_path, spark, fa
     after = {r.id: r.prediction for r in loaded.transform(test).select("id", "prediction").collect()}
     assert before == after
     assert loaded.stages[0].export_onnx(str(tmp_path / "lenet.onnx")) == ("ip2",)
+
+
+def test_rank_zero_progress_shows_on_the_driver(tmp_path, spark, fashion, capfd):
+    """Caffe's log lines of rank 0 (iterations, losses, test scores) reach the driver's
+    stderr while the stage runs, and the metrics file lands next to the model."""
+    (train_x, train_y), _ = fashion
+    (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=40, display=10)
+    frame = image_frame(spark, train_x[:512], train_y[:512], "p")
+    cgspark.CaffeOnSpark(spark).train(frame, str(solver), model=str(tmp_path / "m.caffemodel"), cluster_size=RANKS)
+    err = capfd.readouterr().err
+    for i in (10, 20, 30):
+        assert re.search(rf"solver\.c:\d+\] Iteration {i} \([0-9.]+ iter/s, [^)]*\), loss = [0-9.]+", err), err[-2000:]
+    assert re.search(r"Time per iteration: [0-9.]+ ms \(compute [^)]*\) on 2 rank\(s\)", err)
+    import json
+    lines = [json.loads(line) for line in (tmp_path / "m_metrics.jsonl").read_text().splitlines()]
+    assert [line["iter"] for line in lines if line["type"] == "train"] == [0, 10, 20, 30]
