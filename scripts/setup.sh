@@ -26,3 +26,5 @@ python3 -c 'import pyspark' 2>/dev/null || python3 -m pip install -q 'pyspark>=3
 python3 -c 'import pyarrow, pandas' 2>/dev/null || python3 -m pip install -q pyarrow 'pandas>=2.2,<3'
 # ONNX export is checked by a real ONNX runtime (tests/python/test_onnx.py, caffegrid export -check)
 python3 -c 'import onnxruntime' 2>/dev/null || python3 -m pip install -q onnxruntime
+# caffegrid.spark logs a training to MLflow when a run is active (tests/python/test_spark.py)
+python3 -c 'import mlflow' 2>/dev/null || python3 -m pip install -q mlflow-skinny

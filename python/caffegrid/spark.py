@@ -207,6 +207,40 @@ def _metrics_path(model: str) -> str:
     return stem + "_metrics.jsonl"
 
 
+def _log_to_mlflow(plan: TrainPlan, info: Dict[str, Any], results: Dict[str, Any], model: Optional[str]) -> None:
+    """With mlflow importable and a run active: the training's parameters, its
+    metrics file (train loss and lr per display, test outputs per test) and the
+    trained weights, as MLflow users expect of a trainer."""
+    try:
+        import mlflow
+    except ImportError:
+        return
+    if mlflow.active_run() is None:
+        return
+    mlflow.log_params({"solver": plan.solver_name, "net": plan.net_name, "cluster_size": plan.size,
+                       "iterations": plan.max_iter, "iter_size": info.get("iter_size", 1)})
+    for line in results.get("metrics", "").splitlines():
+        record = json.loads(line)
+        kind, step = record.pop("type", ""), record.pop("iter", 0)
+        if kind == "train":
+            mlflow.log_metrics({k: float(v) for k, v in record.items() if isinstance(v, (int, float))}, step=step)
+        elif kind == "test":
+            net = record.pop("net", 0)
+            mlflow.log_metrics({f"test{net}_{k}": float(v) for k, v in record.items() if isinstance(v, (int, float))},
+                               step=step)
+    with tempfile.TemporaryDirectory(prefix="caffegrid-mlflow-") as work:
+        path = model
+        if path is None:
+            path = os.path.join(work, "model.caffemodel")
+            with open(path, "wb") as f:
+                f.write(results["model"])
+        mlflow.log_artifact(path, artifact_path="caffegrid")
+        net = os.path.join(work, "net.prototxt")
+        with open(net, "w") as f:
+            f.write(plan.net_text)
+        mlflow.log_artifact(net, artifact_path="caffegrid")
+
+
 def _resume_point(ctx: Any, solver: Any, plan: TrainPlan) -> Optional[str]:
     """The snapshot every rank restores, decided by rank 0 and shared through
     allGather (so ranks never disagree): the one asked for, or on a retried stage
@@ -665,6 +699,7 @@ class CaffeOnSpark:
             if "metrics" in results:  # the run's metrics (train and test lines) next to the model
                 with open(_metrics_path(model), "w") as f:
                     f.write(results["metrics"])
+        _log_to_mlflow(plan, info, results, model)
         self.net_text, self.model, self.resumed_from = net_text, results["model"], results["resumed"]
         self.net_name = net_path
         if validation is None:

@@ -668,3 +668,23 @@ def test_rank_zero_progress_shows_on_the_driver(tmp_path, spark, fashion, capfd)
     import json
     lines = [json.loads(line) for line in (tmp_path / "m_metrics.jsonl").read_text().splitlines()]
     assert [line["iter"] for line in lines if line["type"] == "train"] == [0, 10, 20, 30]
+
+
+def test_training_logs_to_an_active_mlflow_run(tmp_path, spark, fashion, monkeypatch):
+    """With mlflow importable and a run active, train() logs its parameters, the
+    metrics file's values per iteration and the model and net as artifacts."""
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (python3 -m pip install mlflow-skinny)")
+    (train_x, train_y), _ = fashion
+    (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=30, display=10)
+    frame = image_frame(spark, train_x[:256], train_y[:256], "m")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a local store for the test, no database server
+    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    with mlflow.start_run() as run:
+        cgspark.CaffeOnSpark(spark).train(frame, str(solver), cluster_size=RANKS)
+    logged = mlflow.get_run(run.info.run_id).data
+    assert logged.params["cluster_size"] == str(RANKS) and logged.params["iterations"] == "30"
+    history = mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [0, 10, 20] and all(m.value > 0 for m in history)
+    artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(run.info.run_id, "caffegrid")}
+    assert artifacts == {"caffegrid/model.caffemodel", "caffegrid/net.prototxt"}
