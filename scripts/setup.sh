@@ -8,7 +8,7 @@ packages=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libpr
   slurm-wlm munge liblinear-tools librsvg2-bin)
 packages+=(clang libclang-rt-14-dev valgrind) # fuzz/run.sh (libFuzzer) and fuzz/valgrind_train.sh
 packages+=(python3-dev python3-venv python3-pip python3-setuptools python3-numpy python3-pytest) # python/ and its tests
-packages+=(openjdk-17-jre-headless) # Spark (caffegrid.spark and tests/python/test_spark.py)
+packages+=(openjdk-17-jre-headless openjdk-17-jdk-headless) # Spark; javac builds a test's own Hadoop FileSystem
 packages+=(qemu-user) # tests/cli_portable.sh runs the default build on an emulated 2008 CPU (Nehalem)
 packages+=(dataset-fashion-mnist)
 missing=()

@@ -5,10 +5,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caffegrid/error.h"
+#include "caffegrid/local_path.h"
+
 static cg_flag *find(cg_flag *flags, const char *name, size_t len) {
   for (cg_flag *f = flags; f->name; f++)
     if (strlen(f->name) == len && strncmp(f->name, name, len) == 0) return f;
   return NULL;
+}
+
+/* Hadoop's spelling of paths (CaffeOnSpark's command lines): file: URIs become local
+ * paths; other schemes are refused now, before any work. */
+static int local_paths(cg_flag *flags, const char *command) {
+  static const char *const path_flags[] = {"solver", "conf", "model", "weights", "snapshot", "output"};
+  for (cg_flag *f = flags; f->name; f++) {
+    bool is_path = false;
+    for (size_t i = 0; i < sizeof path_flags / sizeof path_flags[0]; i++) is_path |= strcmp(f->name, path_flags[i]) == 0;
+    if (!is_path || !f->value) continue;
+    char what[64];
+    snprintf(what, sizeof what, "-%s", f->name);
+    if (cg_local_path(f->value, what, &f->value)) {
+      fprintf(stderr, "caffegrid %s: %s\n", command, cg_error_message());
+      return 1;
+    }
+  }
+  return 0;
 }
 
 int cg_flags_parse(int argc, char **argv, cg_flag *flags, char **positional, int *num_positional, const char *command) {
@@ -39,7 +60,7 @@ int cg_flags_parse(int argc, char **argv, cg_flag *flags, char **positional, int
       return 1;
     }
   }
-  return 0;
+  return local_paths(flags, command);
 }
 
 const char *cg_flag_get(const cg_flag *flags, const char *name) {

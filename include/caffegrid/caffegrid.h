@@ -18,6 +18,7 @@
 #include "caffegrid/hdf5.h"
 #include "caffegrid/image.h"
 #include "caffegrid/lmdb_writer.h"
+#include "caffegrid/local_path.h"
 #include "caffegrid/log.h"
 #include "caffegrid/net.h"
 #include "caffegrid/onnx.h"

@@ -42,7 +42,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from . import _caffegrid, spark_data
+from . import _caffegrid, hadoop_fs, spark_data
 from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["CaffeOnSpark"]
@@ -659,6 +659,7 @@ class CaffeOnSpark:
         if size < 1:
             raise InvalidArgumentError(f"caffegrid.spark: cluster_size must be at least 1, got {cluster_size}")
         _check_slots(self.spark.sparkContext, size)
+        hadoop_fs.check(self.spark, model, "model")  # an unknown scheme is refused before any work
         prefix, interval = info["snapshot_prefix"], info["snapshot"]
         is_path = isinstance(source, (str, os.PathLike))
         plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout),
@@ -693,12 +694,10 @@ class CaffeOnSpark:
             progress.close()
         _raise_task_errors(collected)
         results = dict(collected)
-        if model is not None:
-            with open(model, "wb") as f:
-                f.write(results["model"])
+        if model is not None:  # a local path, or a Hadoop URI (hdfs://, file:// ...) written through Spark's JVM
+            hadoop_fs.write_bytes(self.spark, model, results["model"], "model")
             if "metrics" in results:  # the run's metrics (train and test lines) next to the model
-                with open(_metrics_path(model), "w") as f:
-                    f.write(results["metrics"])
+                hadoop_fs.write_text(self.spark, _metrics_path(model), results["metrics"], "model")
         _log_to_mlflow(plan, info, results, model)
         self.net_text, self.model, self.resumed_from = net_text, results["model"], results["resumed"]
         self.net_name = net_path
@@ -737,8 +736,7 @@ class CaffeOnSpark:
                 net_text = f.read()
         weights = self.model
         if model is not None:
-            with open(model, "rb") as f:
-                weights = f.read()
+            weights = hadoop_fs.read_bytes(self.spark, model, "model")
         if net_text is None or weights is None:
             raise InvalidArgumentError("caffegrid.spark: no trained model; call train first or give net= and model=")
         return net_text, weights

@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import tempfile
 from typing import Any, List, Optional
 
 from caffegrid._errors import Error, InvalidArgumentError
-from caffegrid import _caffegrid
-from caffegrid.spark import CaffeOnSpark, memory_data, read_solver
+from caffegrid import _caffegrid, hadoop_fs
+from caffegrid.spark import CaffeOnSpark, memory_data, read_solver, solver_info
 
 _PREFIXES = {"LMDB": "lmdb:", "SeqImageDataSource": "seqfile:", "ImageDataFrame": None}
 
@@ -133,27 +135,73 @@ def _source(spark: Any, source: Any) -> Any:
     return source
 
 
+def check_paths(spark: Any, args: argparse.Namespace) -> None:
+    """Every path of the command line whose scheme no Hadoop filesystem of this Spark
+    handles is refused now, before any data move or training starts."""
+    for what, value in (("-conf", args.conf), ("-model", args.model), ("-output", args.output),
+                        ("-snapshot", None if args.snapshot == "auto" else args.snapshot)):
+        hadoop_fs.check(spark, value, what)
+    # the tasks read -weights and -snapshot themselves: local paths (file: URIs become them)
+    for what in ("weights", "snapshot"):
+        value = getattr(args, what)
+        if not value or value == "auto":
+            continue
+        parts = []
+        for part in value.split(","):
+            scheme = hadoop_fs.scheme_of(part)
+            if scheme not in (None, "file"):
+                raise InvalidArgumentError(f"-{what} '{part}': the training tasks read it themselves, from a path "
+                                           f"every executor mounts; a Hadoop filesystem ({scheme}) is not reached "
+                                           "by them yet")
+            parts.append(re.sub(r"^file:(//)?", "", part))
+        setattr(args, what, ",".join(parts))
+
+
+def local_conf(spark: Any, conf: str, workdir: str) -> str:
+    """The solver (and the net it names) as local files: a Hadoop URI is fetched
+    through Spark's JVM into workdir, the net found beside the solver as Caffe does."""
+    if not hadoop_fs.scheme_of(conf):
+        return conf
+    text = hadoop_fs.read_text(spark, conf, "-conf")
+    net = solver_info(text, conf)["net"]
+    if net and not hadoop_fs.scheme_of(net) and not net.startswith("/"):
+        net = conf.rsplit("/", 1)[0] + "/" + net
+    if net:
+        with open(os.path.join(workdir, "net.prototxt"), "w") as f:
+            f.write(hadoop_fs.read_text(spark, net, "the solver's net"))
+        text = re.sub(r'(?m)^(\s*net\s*:\s*)"[^"]*"', r'\1"net.prototxt"', text)
+    local = os.path.join(workdir, "solver.prototxt")
+    with open(local, "w") as f:
+        f.write(text)
+    return local
+
+
 def run(spark: Any, args: argparse.Namespace) -> None:
+    check_paths(spark, args)
     for line in notes(args):
         print(f"caffegrid: {line}", file=sys.stderr)
-    _, net_text = read_solver(args.conf)
+    with tempfile.TemporaryDirectory(prefix="caffegrid-submit-") as workdir:
+        _run(spark, args, local_conf(spark, args.conf, workdir))
+
+
+def _run(spark: Any, args: argparse.Namespace, conf: str) -> None:
+    _, net_text = read_solver(conf)
     cos = CaffeOnSpark(spark, resize=args.resize)
     if args.train:
         size = cluster_size(spark, args)
         train = _source(spark, memory_data_source(net_text, "TRAIN", args.conf))
-        cos.train(train, args.conf, model=args.model, cluster_size=size, snapshot=args.snapshot,
-                  weights=args.weights)
+        cos.train(train, conf, model=args.model, cluster_size=size, snapshot=args.snapshot, weights=args.weights)
         print(f"caffegrid: trained on {size} task(s); final model "
               f"{args.model or '(not written: no -model)'}", file=sys.stderr)
-    net_file = _net_file(args.conf)
+    net_file = _net_file(conf)
     model = None if args.train else args.model
     if args.test or args.features:
         test = _source(spark, memory_data_source(net_text, "TEST", args.conf))
     if args.test:
         scores = cos.test(test, net=net_file if model else None, model=model)
-        os.makedirs(args.output, exist_ok=True)
-        with open(os.path.join(args.output, "test_result.json"), "w") as f:
-            json.dump(scores, f)
+        if not hadoop_fs.scheme_of(args.output):
+            os.makedirs(args.output, exist_ok=True)
+        hadoop_fs.write_text(spark, args.output.rstrip("/") + "/test_result.json", json.dumps(scores), "-output")
         print(f"caffegrid test: {scores}", file=sys.stderr)
     if args.features:
         blobs = [b for b in args.features.split(",") if b]

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "caffegrid/error.h"
+#include "caffegrid/local_path.h"
 #include "caffegrid/log.h"
 #include "core/net_proto.h"
 #include "core/paths.h"
@@ -163,6 +164,12 @@ static int create_solver(const char *name, const char *text, size_t len, const c
   int rc = text ? cg_parse_solver_text(text, len, name, &s->param) : cg_read_solver_text(name, &s->param);
   if (!rc && opt) rc = apply_overrides(s->param, opt);
   if (!rc) rc = check_param(s);
+  if (!rc && s->param->snapshot_prefix) { /* file: URIs are local; other schemes are refused, not made folders */
+    const char *local;
+    rc = cg_local_path(s->param->snapshot_prefix, "snapshot_prefix", &local);
+    if (rc) rc = cg_error_wrap(rc, "%s: ", name);
+    else if (local != s->param->snapshot_prefix) memmove(s->param->snapshot_prefix, local, strlen(local) + 1);
+  }
   /* before anything is written under the prefix: one run per prefix */
   if (!rc && s->opt.rank == 0 && !s->opt.no_prefix_lock && s->param->snapshot_prefix && s->param->snapshot_prefix[0])
     rc = cg_prefix_lock(s->param->snapshot_prefix, name, &s->prefix_lock);

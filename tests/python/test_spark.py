@@ -688,3 +688,78 @@ def test_training_logs_to_an_active_mlflow_run(tmp_path, spark, fashion, monkeyp
     assert [m.step for m in history] == [0, 10, 20] and all(m.value > 0 for m in history)
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(run.info.run_id, "caffegrid")}
     assert artifacts == {"caffegrid/model.caffemodel", "caffegrid/net.prototxt"}
+
+
+TEST_FILESYSTEM = """
+import java.net.URI;
+import org.apache.hadoop.fs.RawLocalFileSystem;
+
+/** The local disk under another scheme: proves a path goes through Hadoop's FileSystem. */
+public class CgTestFileSystem extends RawLocalFileSystem {
+  @Override public String getScheme() { return "cgtest"; }
+  @Override public URI getUri() { return URI.create("cgtest:///"); }
+}
+"""
+
+
+def test_hadoop_uris_through_the_spark_jvm(tmp_path, cli, shared_data):
+    """Paths in Hadoop's spelling go through Spark's own Hadoop FileSystem: -conf and
+    -model as file:// URIs, -output and a -model read back under a scheme of the test's
+    own (a FileSystem compiled here against the Hadoop jars pyspark ships); a scheme
+    no filesystem handles is refused in seconds, before training, writing nothing."""
+    javac = shutil.which("javac")
+    if not javac:
+        pytest.skip("no javac to build the test's Hadoop FileSystem (apt-get install openjdk-17-jdk-headless)")
+    jars = pathlib.Path(pyspark.__file__).parent / "jars"
+    api = next(jars.glob("hadoop-client-api-*.jar"))
+    (tmp_path / "CgTestFileSystem.java").write_text(TEST_FILESYSTEM)
+    subprocess.run([javac, "-cp", str(api), "-d", str(tmp_path / "classes"), str(tmp_path / "CgTestFileSystem.java")],
+                   check=True, capture_output=True)
+    subprocess.run(["jar" if shutil.which("jar") else str(pathlib.Path(javac).parent / "jar"), "cf",
+                    str(tmp_path / "cgtestfs.jar"), "-C", str(tmp_path / "classes"), "."], check=True, capture_output=True)
+    data = shared_data / "fashion-mnist"
+    for kind, name, limit in (("train", "train_lmdb", 600), ("t10k", "test_lmdb", 200)):
+        subprocess.run([cli, "convert", "mnist", str(data / f"{kind}-images-idx3-ubyte.gz"),
+                        str(data / f"{kind}-labels-idx1-ubyte.gz"), str(tmp_path / name), f"--limit={limit}"],
+                       check=True, capture_output=True)
+    net = caffeonspark_net({"TRAIN": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'train_lmdb'}"),
+                            "TEST": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'test_lmdb'}")})
+    (tmp_path / "net.prototxt").write_text(net)
+    write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=20, display=0)
+    package_dir = os.path.dirname(os.path.dirname(caffegrid.__file__))
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+               PYTHONPATH=package_dir + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               SPARK_HOME=os.environ.get("SPARK_HOME", os.path.dirname(pyspark.__file__)))
+
+    def submit(*flags):
+        command = [os.path.join(env["SPARK_HOME"], "bin", "spark-submit"), "--master", f"local-cluster[{RANKS},1,1024]",
+                   "--jars", str(tmp_path / "cgtestfs.jar"), "--conf", "spark.hadoop.fs.cgtest.impl=CgTestFileSystem",
+                   "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.ui.enabled=false",
+                   "--conf", f"spark.executorEnv.PYTHONPATH={env['PYTHONPATH']}",
+                   "--conf", "spark.executorEnv.OPENBLAS_NUM_THREADS=1", "--conf", "spark.executorEnv.CAFFEGRID_HOST=127.0.0.1",
+                   os.path.join(os.path.dirname(caffegrid.__file__), "spark_submit.py"), *flags]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    model = tmp_path / "out" / "m.caffemodel"
+    model.parent.mkdir()
+    run = submit("-train", "-persistent", "-conf", (tmp_path / "solver.prototxt").as_uri(), "-model", model.as_uri(),
+                 "-clusterSize", str(RANKS), "-features", "ip1", "-label", "label",
+                 "-output", f"cgtest://{tmp_path}/features")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert model.stat().st_size > 0 and (tmp_path / "out" / "m_metrics.jsonl").exists()
+    assert (tmp_path / "features" / "_SUCCESS").exists() and list((tmp_path / "features").glob("part-*"))
+    run = submit("-test", "-conf", str(tmp_path / "solver.prototxt"), "-model", f"cgtest://{model}",
+                 "-output", f"cgtest://{tmp_path}/scores")
+    assert run.returncode == 0, run.stderr[-3000:]
+    import json
+    assert set(json.loads((tmp_path / "scores" / "test_result.json").read_text())) == {"accuracy", "loss"}
+    start = time.time()
+    run = submit("-train", "-conf", str(tmp_path / "solver.prototxt"), "-model", "nosuchfs://x/m.caffemodel",
+                 "-clusterSize", str(RANKS))
+    refused_s = time.time() - start
+    said = run.stdout + run.stderr  # spark-submit's driver output may come on either stream
+    assert run.returncode == 1
+    assert "-model 'nosuchfs://x/m.caffemodel': no Hadoop filesystem handles the scheme 'nosuchfs'" in said, said[-2000:]
+    assert "Iteration" not in said and not (tmp_path / "nosuchfs:").exists()
+    print(f"\nHadoop URIs: an unknown scheme refused {refused_s:.1f}s after spark-submit started (JVM start included)")
+    assert refused_s < 60

@@ -1,0 +1,96 @@
+"""Hadoop filesystems on the Spark driver: a path with a scheme (``hdfs://``,
+``s3a://``, ``file://`` ...) is read and written through Spark's own JVM,
+``org.apache.hadoop.fs.FileSystem`` with the application's Hadoop configuration
+(its core-site.xml and hdfs-site.xml, HA name services, Kerberos login), as Spark
+itself reaches them. Plain paths are local files. A scheme no filesystem handles
+is refused by name before any work (``check``). Writes are atomic: a temporary
+file beside the target, renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Optional
+
+from ._errors import InvalidArgumentError
+from ._errors import IOError as CgIOError
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def scheme_of(path: str) -> Optional[str]:
+    """The URI scheme of ``path`` ("hdfs", "file" ...), or None for a plain path."""
+    m = _SCHEME.match(path)
+    return m.group(1).lower() if m and (path[m.end():].startswith("//") or m.group(1) == "file") else None
+
+
+def _jvm_path(spark: Any, path: str, what: str) -> Any:
+    """(FileSystem, Path) of ``path``; the scheme's refusal names it."""
+    jvm = spark.sparkContext._jvm
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    try:
+        return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p
+    except Exception as e:  # Py4JJavaError: UnsupportedFileSystemException and the like
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        found = re.search(r"No FileSystem for scheme \"?([^\"\s]+)", str(e))
+        if found:
+            raise InvalidArgumentError(f"{what} '{path}': no Hadoop filesystem handles the scheme '{found.group(1)}' "
+                                       f"in this Spark application (no fs.{found.group(1)}.impl in its Hadoop "
+                                       "configuration)") from None
+        raise CgIOError(f"{what} '{path}': {reason}") from None
+
+
+def check(spark: Any, path: Optional[str], what: str) -> None:
+    """Refuses ``path`` now when its scheme has no Hadoop filesystem (plain paths pass)."""
+    if path and scheme_of(path):
+        _jvm_path(spark, path, what)
+
+
+def read_bytes(spark: Any, path: str, what: str) -> bytes:
+    if not scheme_of(path):
+        with open(path, "rb") as f:
+            return f.read()
+    fs, p = _jvm_path(spark, path, what)
+    if not fs.exists(p):
+        raise CgIOError(f"{what} '{path}' does not exist")
+    stream = fs.open(p)
+    try:
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
+def read_text(spark: Any, path: str, what: str) -> str:
+    return read_bytes(spark, path, what).decode("utf-8")
+
+
+def write_bytes(spark: Any, path: str, data: bytes, what: str) -> None:
+    """``data`` into ``path``, whole or not at all (a temporary beside it, renamed)."""
+    if not scheme_of(path):
+        import os
+        import tempfile
+
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+        return
+    fs, p = _jvm_path(spark, path, what)
+    jvm = spark.sparkContext._jvm
+    temporary = jvm.org.apache.hadoop.fs.Path(p.getParent(), f".{p.getName()}.{uuid.uuid4().hex}.tmp")
+    out = fs.create(temporary, True)
+    try:
+        out.write(bytearray(data))
+    finally:
+        out.close()
+    if fs.exists(p):
+        fs.delete(p, False)
+    if not fs.rename(temporary, p):
+        fs.delete(temporary, False)
+        raise CgIOError(f"{what} '{path}': the Hadoop filesystem refused to rename the written file into place")
+
+
+def write_text(spark: Any, path: str, text: str, what: str) -> None:
+    write_bytes(spark, path, text.encode("utf-8"), what)
