@@ -5,7 +5,7 @@
 # NaN or infinite instead of printing a plausible score.
 source "$(dirname "$0")/lib_cli.sh"
 cd "$WORK"
-have_data mnist/t10k-images-idx3-ubyte.gz -- 15 || { report; exit; }
+have_data mnist/t10k-images-idx3-ubyte.gz -- 20 || { report; exit; }
 make_mnist_test_lmdb mnist_lmdb
 sed "s|fashion_mnist_train_lmdb|mnist_lmdb|" "$TESTS_DIR/../examples/fashion_mnist/lenet_train_test.prototxt" |
   python3 -c "import re,sys; t=sys.stdin.read(); print('\n'.join(b for b in re.split(r'\n(?=layer \{)', t) if 'phase: TEST' not in b))" > net.prototxt
@@ -73,4 +73,14 @@ check "test over NaN activations: the first layer named" \
 out=$("$CAFFEGRID" features -model nan_net.prototxt -features ip2 -label label -output feats -outputFormat csv 2>&1)
 check "features with NaN values: the first row named" grep -q "row '00000000': its features hold NaN or infinite values" <<<"$out"
 check "features with NaN values: counted" grep -q "10000 of the 10000 rows written to feats/part-00000 hold NaN or infinite features" <<<"$out"
+
+# 6. Hadoop's spelling of paths: file: URIs are local paths; other schemes are refused at once, never made folders
+check "file:// URIs for -solver and -model" "$CAFFEGRID" train -solver "file://$WORK/long.solver" -iterations 2 -model "file://$WORK/uri.caffemodel"
+check "the model went to the file:// path" test -s "$WORK/uri.caffemodel"
+expect_error "test -output on hdfs:// is refused, naming the scheme" "-output 'hdfs:///tmp/out' is on a Hadoop filesystem (hdfs)" \
+  "$CAFFEGRID" test -model nan_net.prototxt -iterations 1 -output hdfs:///tmp/out
+sed 's|snapshot_prefix: "full/lenet"|snapshot_prefix: "hdfs:///snaps/lenet"|' full.solver > hdfs.solver
+expect_error "snapshot_prefix on hdfs:// is refused before training" \
+  "hdfs.solver: snapshot_prefix 'hdfs:///snaps/lenet' is on a Hadoop filesystem (hdfs)" "$CAFFEGRID" train -solver hdfs.solver
+check "no local folder named after a scheme" test ! -e "hdfs:"
 report
