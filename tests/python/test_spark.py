@@ -436,35 +436,43 @@ def test_spark_submit_test_and_dataframe_source(tmp_path, spark, trained, fashio
     print(f"\nspark_submit -test {scores} (caffegrid test: {cli_scores})")
 
 
-def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
-    """CaffeOnSpark's command line through spark-submit (its own local-cluster of 2
-    executors): -train -persistent -features ip1 -label label -conf -model -output
-    -outputFormat json, the cluster size from --num-executors 2 (no -clusterSize),
-    data from the MemoryData layers' source/source_class."""
+def caffeonspark_lmdbs(tmp_path, cli, shared_data, train_rows, test_rows):
+    """Fashion-MNIST LMDBs and a CaffeOnSpark net reading them (MemoryData source/source_class)."""
     data = shared_data / "fashion-mnist"
-    for kind, name, limit in (("train", "train_lmdb", 1000), ("t10k", "test_lmdb", 300)):
+    for kind, name, limit in (("train", "train_lmdb", train_rows), ("t10k", "test_lmdb", test_rows)):
         subprocess.run([cli, "convert", "mnist", str(data / f"{kind}-images-idx3-ubyte.gz"),
                         str(data / f"{kind}-labels-idx1-ubyte.gz"), str(tmp_path / name), f"--limit={limit}"],
                        check=True, capture_output=True)
     net = caffeonspark_net({"TRAIN": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'train_lmdb'}"),
                             "TEST": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'test_lmdb'}")})
     (tmp_path / "net.prototxt").write_text(net)
-    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=40, display=0)
+
+
+def spark_submit_run(*flags, spark_args=()):
+    """spark_submit.py through spark-submit on its own local-cluster of RANKS executors."""
     package_dir = os.path.dirname(os.path.dirname(caffegrid.__file__))
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                PYTHONPATH=package_dir + os.pathsep + os.environ.get("PYTHONPATH", ""),
                SPARK_HOME=os.environ.get("SPARK_HOME", os.path.dirname(pyspark.__file__)))
-    submit = os.path.join(env["SPARK_HOME"], "bin", "spark-submit")
-    command = [submit, "--master", f"local-cluster[{RANKS},1,1024]", "--num-executors", str(RANKS),
-               "--conf", "spark.driver.host=127.0.0.1",
-               "--conf", "spark.ui.enabled=false", "--conf", f"spark.executorEnv.PYTHONPATH={env['PYTHONPATH']}",
+    command = [os.path.join(env["SPARK_HOME"], "bin", "spark-submit"), "--master", f"local-cluster[{RANKS},1,1024]",
+               *spark_args, "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.ui.enabled=false",
+               "--conf", f"spark.executorEnv.PYTHONPATH={env['PYTHONPATH']}",
                "--conf", "spark.executorEnv.OPENBLAS_NUM_THREADS=1", "--conf", "spark.executorEnv.CAFFEGRID_HOST=127.0.0.1",
-               os.path.join(os.path.dirname(caffegrid.__file__), "spark_submit.py"),
-               "-train", "-persistent", "-features", "ip1", "-label", "label", "-conf", str(solver), "-model",
-               str(tmp_path / "out.caffemodel"), "-output", str(tmp_path / "features"), "-outputFormat", "json",
-               "-devices", "1"]
+               os.path.join(os.path.dirname(caffegrid.__file__), "spark_submit.py"), *flags]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
+    """CaffeOnSpark's command line through spark-submit (its own local-cluster of 2
+    executors): -train -persistent -features ip1 -label label -conf -model -output
+    -outputFormat json, the cluster size from --num-executors 2 (no -clusterSize),
+    data from the MemoryData layers' source/source_class."""
+    caffeonspark_lmdbs(tmp_path, cli, shared_data, 1000, 300)
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=40, display=0)
     start = time.time()
-    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    run = spark_submit_run("-train", "-persistent", "-features", "ip1", "-label", "label", "-conf", str(solver),
+                           "-model", str(tmp_path / "out.caffemodel"), "-output", str(tmp_path / "features"),
+                           "-outputFormat", "json", "-devices", "1", spark_args=["--num-executors", str(RANKS)])
     assert run.returncode == 0, run.stderr[-3000:]
     said = [line for line in (run.stderr + run.stdout).splitlines() if "caffegrid:" in line]
     assert f"caffegrid: trained on {RANKS} task(s); final model {tmp_path / 'out.caffemodel'}" in said, said
@@ -473,7 +481,7 @@ def test_spark_submit_caffeonspark_flags(tmp_path, cli, shared_data):
     import json
     rows = [json.loads(line) for part in sorted((tmp_path / "features").glob("part-*"))
             for line in part.read_text().splitlines()]
-    labels = read_idx(data / "t10k-labels-idx1-ubyte.gz")
+    labels = read_idx(shared_data / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz")
     assert len(rows) == 300 and len({r["SampleID"] for r in rows}) == 300
     assert all(len(r["ip1"]) == 500 and r["label"] == float(labels[int(r["SampleID"])]) for r in rows)
     print(f"\nspark-submit -train -features: {time.time() - start:.1f}s, 300 feature rows")
@@ -717,28 +725,12 @@ def test_hadoop_uris_through_the_spark_jvm(tmp_path, cli, shared_data):
                    check=True, capture_output=True)
     subprocess.run(["jar" if shutil.which("jar") else str(pathlib.Path(javac).parent / "jar"), "cf",
                     str(tmp_path / "cgtestfs.jar"), "-C", str(tmp_path / "classes"), "."], check=True, capture_output=True)
-    data = shared_data / "fashion-mnist"
-    for kind, name, limit in (("train", "train_lmdb", 600), ("t10k", "test_lmdb", 200)):
-        subprocess.run([cli, "convert", "mnist", str(data / f"{kind}-images-idx3-ubyte.gz"),
-                        str(data / f"{kind}-labels-idx1-ubyte.gz"), str(tmp_path / name), f"--limit={limit}"],
-                       check=True, capture_output=True)
-    net = caffeonspark_net({"TRAIN": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'train_lmdb'}"),
-                            "TEST": ("com.yahoo.ml.caffe.LMDB", f"file:{tmp_path / 'test_lmdb'}")})
-    (tmp_path / "net.prototxt").write_text(net)
+    caffeonspark_lmdbs(tmp_path, cli, shared_data, 600, 200)
     write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=20, display=0)
-    package_dir = os.path.dirname(os.path.dirname(caffegrid.__file__))
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-               PYTHONPATH=package_dir + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               SPARK_HOME=os.environ.get("SPARK_HOME", os.path.dirname(pyspark.__file__)))
 
     def submit(*flags):
-        command = [os.path.join(env["SPARK_HOME"], "bin", "spark-submit"), "--master", f"local-cluster[{RANKS},1,1024]",
-                   "--jars", str(tmp_path / "cgtestfs.jar"), "--conf", "spark.hadoop.fs.cgtest.impl=CgTestFileSystem",
-                   "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.ui.enabled=false",
-                   "--conf", f"spark.executorEnv.PYTHONPATH={env['PYTHONPATH']}",
-                   "--conf", "spark.executorEnv.OPENBLAS_NUM_THREADS=1", "--conf", "spark.executorEnv.CAFFEGRID_HOST=127.0.0.1",
-                   os.path.join(os.path.dirname(caffegrid.__file__), "spark_submit.py"), *flags]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        return spark_submit_run(*flags, spark_args=["--jars", str(tmp_path / "cgtestfs.jar"),
+                                                    "--conf", "spark.hadoop.fs.cgtest.impl=CgTestFileSystem"])
 
     model = tmp_path / "out" / "m.caffemodel"
     model.parent.mkdir()
