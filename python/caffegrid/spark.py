@@ -661,6 +661,13 @@ class CaffeOnSpark:
         _check_slots(self.spark.sparkContext, size)
         hadoop_fs.check(self.spark, model, "model")  # an unknown scheme is refused before any work
         prefix, interval = info["snapshot_prefix"], info["snapshot"]
+        scheme = hadoop_fs.scheme_of(prefix) if prefix else None
+        if scheme == "file":
+            prefix = re.sub(r"^file:(//)?", "", prefix)
+        elif scheme is not None:  # never a local folder named after the scheme
+            raise UnsupportedError(f"{solver}: snapshot_prefix '{prefix}' is on a Hadoop filesystem ({scheme}): the "
+                                   "training tasks write snapshots themselves, into a directory every executor mounts "
+                                   "(a local path or file:); they do not reach Hadoop filesystems yet")
         is_path = isinstance(source, (str, os.PathLike))
         plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout),
                          memory_data_shape(net_text, "TRAIN", net_path), self.resize, self.skip_bad_records,

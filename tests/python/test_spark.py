@@ -369,6 +369,13 @@ def test_task_error_fails_the_job_with_its_message(tmp_path, spark, fashion):
     failed_s = time.time() - start
     print(f"a label outside the classes, met during training: the job failed after {failed_s:.1f}s")
     assert failed_s < 40
+    hdfs = tmp_path / "hdfs_solver.prototxt"
+    hdfs.write_text(solver.read_text().replace('snapshot_prefix: "snapshots/lenet"', 'snapshot_prefix: "hdfs:///snaps/lenet"')
+                    .replace("snapshot: 0", "snapshot: 10"))
+    with pytest.raises(caffegrid.UnsupportedError, match=r"snapshot_prefix 'hdfs:///snaps/lenet' is on a Hadoop "
+                       r"filesystem \(hdfs\)"):
+        cgspark.CaffeOnSpark(spark).train(frame, str(hdfs), cluster_size=RANKS)
+    assert not pathlib.Path("hdfs:").exists() and not (tmp_path / "hdfs:").exists()
     start = time.time()
     with pytest.raises(caffegrid.InvalidArgumentError, match=r"cluster_size 3 needs 3 task slots at once \(a barrier "
                        r"stage\), but this Spark application has 2"):
