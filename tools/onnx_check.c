@@ -52,25 +52,36 @@ static int write_blob(const char *folder, int index, const cg_blob *b, FILE *man
   return CG_OK;
 }
 
-/* The graph's inputs: every top of an Input layer, the first top of other data layers. */
-static int fill_inputs(cg_net *net, int *first_compute) {
+/* The graph's inputs (the exporter's report names them) filled with seeded random
+ * values; *first_compute: the first layer past the data layers, where the engine starts. */
+static int fill_inputs(cg_net *net, const cg_onnx_report *report, int *first_compute) {
   cg_rng rng;
   cg_rng_seed(&rng, 20261206);
-  *first_compute = 0;
-  for (int i = 0; i < cg_net_num_layers(net) && cg_net_layer_num_bottoms(net, i) == 0; i++) {
-    *first_compute = i + 1;
-    bool every = strcmp(cg_net_layer_type(net, i), "Input") == 0;
-    for (int j = 0; j < cg_net_layer_num_tops(net, i) && (every || j == 0); j++) {
-      cg_blob *b = cg_net_blob_at(net, cg_net_layer_top_index(net, i, j));
-      cg_rng_uniform_fill(&rng, 0.0f, 1.0f, b->data, b->count);
-    }
+  for (int i = 0; i < report->num_inputs; i++) {
+    cg_blob *b = cg_net_blob(net, report->inputs[i]);
+    if (!b) return cg_error(CG_ERR_NOT_FOUND, "the graph's input '%s' is no blob of the net", report->inputs[i]);
+    cg_rng_uniform_fill(&rng, 0.0f, 1.0f, b->data, b->count);
   }
-  return *first_compute > 0 ? CG_OK : cg_error(CG_ERR_INVALID, "the net starts with no data layer to feed");
+  *first_compute = 0;
+  while (*first_compute < cg_net_num_layers(net) && cg_net_layer_num_bottoms(net, *first_compute) == 0) ++*first_compute;
+  return CG_OK;
+}
+
+/* Each named blob into the folder, with a manifest line "KIND NAME dims...". */
+static int write_blobs(cg_net *net, const char *folder, char *const *names, int count, const char *kind, FILE *manifest,
+                       int *index) {
+  for (int i = 0; i < count; i++) {
+    const cg_blob *b = cg_net_blob(net, names[i]);
+    int rc = b ? write_blob(folder, (*index)++, b, manifest, kind)
+               : cg_error(CG_ERR_NOT_FOUND, "the graph's %s '%s' is no blob of the net", kind, names[i]);
+    if (rc) return rc;
+  }
+  return CG_OK;
 }
 
 int cg_onnx_check(cg_net *net, const char *model_path, const cg_onnx_report *report) {
-  int start;
-  int rc = fill_inputs(net, &start);
+  int start = 0;
+  int rc = fill_inputs(net, report, &start);
   if (!rc) rc = cg_net_forward_range(net, start, cg_net_num_layers(net) - 1, NULL);
   char folder[] = "/tmp/caffegrid-onnx-check-XXXXXX";
   if (!rc && !mkdtemp(folder)) rc = cg_error(CG_ERR_IO, "cannot make a temporary folder for the check");
@@ -80,16 +91,8 @@ int cg_onnx_check(cg_net *net, const char *model_path, const cg_onnx_report *rep
   FILE *manifest = fopen(path, "w");
   int index = 0;
   if (!manifest) rc = cg_error(CG_ERR_IO, "cannot write '%s'", path);
-  for (int i = 0; !rc && i < start; i++) {
-    bool every = strcmp(cg_net_layer_type(net, i), "Input") == 0;
-    for (int j = 0; !rc && j < cg_net_layer_num_tops(net, i) && (every || j == 0); j++)
-      rc = write_blob(folder, index++, cg_net_blob_at(net, cg_net_layer_top_index(net, i, j)), manifest, "input");
-  }
-  for (int i = 0; !rc && i < report->num_outputs; i++) {
-    const cg_blob *b = cg_net_blob(net, report->outputs[i]);
-    rc = b ? write_blob(folder, index++, b, manifest, "output")
-           : cg_error(CG_ERR_NOT_FOUND, "the graph's output '%s' is no blob of the net", report->outputs[i]);
-  }
+  if (!rc) rc = write_blobs(net, folder, report->inputs, report->num_inputs, "input", manifest, &index);
+  if (!rc) rc = write_blobs(net, folder, report->outputs, report->num_outputs, "output", manifest, &index);
   if (manifest) fclose(manifest);
   char program[4200];
   snprintf(program, sizeof program, "%s/compare.py", folder);

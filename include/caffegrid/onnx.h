@@ -21,10 +21,10 @@ typedef struct cg_onnx_options {
   bool fixed_batch; /* the inputs' batch dimension as the net has it; else symbolic ("N") */
 } cg_onnx_options;
 
-/* What an export wrote: its graph's outputs (blob names) and size. */
+/* What an export wrote: its graph's inputs and outputs (blob names) and size. */
 typedef struct cg_onnx_report {
-  int num_outputs;
-  char **outputs; /* malloc'd; cg_onnx_report_free */
+  int num_inputs, num_outputs;
+  char **inputs, **outputs; /* malloc'd; cg_onnx_report_free */
   int num_nodes, num_initializers;
 } cg_onnx_report;
 void cg_onnx_report_free(cg_onnx_report *r); /* NULL is a no-op */

@@ -25,6 +25,12 @@ def scheme_of(path: str) -> Optional[str]:
     return m.group(1).lower() if m and (path[m.end():].startswith("//") or m.group(1) == "file") else None
 
 
+def local_form(path: str) -> str:
+    """A file: URI as the plain local path it names ("file:///a" and "file:/a" -> "/a");
+    any other path as it is."""
+    return re.sub(r"^file:(//)?", "", path)
+
+
 def _jvm_path(spark: Any, path: str, what: str) -> Any:
     """(FileSystem, Path) of ``path``; the scheme's refusal names it."""
     jvm = spark.sparkContext._jvm

@@ -101,10 +101,7 @@ def source_type(path: str) -> Tuple[str, str]:
     kind, _, rest = path.partition(":")
     if kind in _SOURCE_TYPES and rest:
         return kind, rest
-    if path.startswith("file://"):
-        path = path[len("file://"):]
-    elif path.startswith("file:"):
-        path = path[len("file:"):]
+    path = hadoop_fs.local_form(path)
     return _caffegrid.data_source_type(path), path
 
 
@@ -663,7 +660,7 @@ class CaffeOnSpark:
         prefix, interval = info["snapshot_prefix"], info["snapshot"]
         scheme = hadoop_fs.scheme_of(prefix) if prefix else None
         if scheme == "file":
-            prefix = re.sub(r"^file:(//)?", "", prefix)
+            prefix = hadoop_fs.local_form(prefix)
         elif scheme is not None:  # never a local folder named after the scheme
             raise UnsupportedError(f"{solver}: snapshot_prefix '{prefix}' is on a Hadoop filesystem ({scheme}): the "
                                    "training tasks write snapshots themselves, into a directory every executor mounts "

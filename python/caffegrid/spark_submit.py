@@ -153,7 +153,7 @@ def check_paths(spark: Any, args: argparse.Namespace) -> None:
                 raise InvalidArgumentError(f"-{what} '{part}': the training tasks read it themselves, from a path "
                                            f"every executor mounts; a Hadoop filesystem ({scheme}) is not reached "
                                            "by them yet")
-            parts.append(re.sub(r"^file:(//)?", "", part))
+            parts.append(hadoop_fs.local_form(part))
         setattr(args, what, ",".join(parts))
 
 

@@ -35,12 +35,13 @@ int cg_layer_init(cg_layer *l, const Caffe__LayerParameter *param, cg_phase phas
   l->ops = cg_layer_find(param->type);
   if (!l->ops) {
     if (!param->type) return cg_error(CG_ERR_INVALID, "layer '%s' has no type", l->name);
-    if (strcmp(param->type, "CoSData") == 0) /* the forms upgrade_cos_data.c cannot read as MemoryData */
+    const char *problem = strcmp(param->type, "CoSData") == 0 ? cg_cos_data_form_problem(param) : NULL;
+    if (problem) /* the forms upgrade_cos_data.c cannot read as MemoryData */
       return cg_error(CG_ERR_UNSUPPORTED,
                       "CoSData layer '%s': %s (caffegrid reads the CoSData form of CaffeOnSpark's image nets: an "
                       "image top (RAW_IMAGE, ENCODED_IMAGE or a FLOAT_ARRAY with channels, height and width), then an "
                       "INT or FLOAT label top, and a batch_size)",
-                      l->name, cg_cos_data_form_problem(param) ? cg_cos_data_form_problem(param) : "not upgraded");
+                      l->name, problem);
     return cg_error(CG_ERR_UNSUPPORTED, "layer '%s': unknown layer type '%s'", l->name, param->type);
   }
   int rc = check_count(l, "bottom blob(s)", num_bottoms, l->ops->min_bottoms, l->ops->max_bottoms);

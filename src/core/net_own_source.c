@@ -7,6 +7,7 @@
 #include "caffegrid/data.h"
 #include "caffegrid/error.h"
 #include "caffegrid/feed.h"
+#include "caffegrid/local_path.h"
 #include "core/net_impl.h"
 
 /* The reader a source_class names ("lmdb", "seqfile"), NULL to find it from the
@@ -26,16 +27,10 @@ static int type_of_class(const char *source_class, const char **type) {
 
 static int feed_layer(cg_net *net, int i) {
   const cg_layer *l = &net->layers[i].layer;
-  const char *source = l->param->memory_data_param->source, *type;
+  const char *source, *type;
   int rc = type_of_class(l->param->source_class, &type);
+  if (!rc) rc = cg_local_path(l->param->memory_data_param->source, "source", &source);
   if (rc) return rc;
-  if (strncmp(source, "file://", 7) == 0) source += 7;
-  else if (strncmp(source, "file:", 5) == 0) source += 5;
-  const char *colon = strstr(source, "://");
-  if (colon)
-    return cg_error(CG_ERR_UNSUPPORTED, "source '%s' is on a Hadoop filesystem (%.*s): the CLI reads local paths "
-                    "(file:); copy the data out or run the net with caffegrid.spark", source,
-                    (int)(colon - source), source);
   if (!type) {
     cg_data_kind kind;
     rc = cg_data_kind_of(source, &kind);

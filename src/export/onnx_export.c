@@ -99,7 +99,7 @@ const char *cg_onnx_out(cg_onnx_export *x, const cg_net_layer *nl, int j) {
   int id = nl->top_ids[j];
   bool last = --x->writes_left[id] == 0 && !x->is_input[id];
   const char *name = cg_onnx_pooled(&x->g, x->net->blobs[id]->name, last ? NULL : nl->layer.name);
-  x->owned[id] = x->current[id] = name;
+  x->current[id] = name;
   return name;
 }
 
@@ -235,26 +235,33 @@ static int count_writes(cg_onnx_export *x) {
 }
 
 static void release(cg_onnx_export *x) {
-  free(x->owned), free(x->current), free(x->writes_left), free(x->is_input), free(x->read);
+  free(x->current), free(x->writes_left), free(x->is_input), free(x->read);
   x->read = NULL;
   cg_onnx_graph_free(&x->g);
 }
 
-/* The report: the graph's outputs and size. */
+/* A list of the names of graph values, malloc'd. */
+static int names_of(Onnx__ValueInfoProto *const *values, size_t n, char ***out, int *count) {
+  *out = calloc(n + 1, sizeof **out);
+  if (!*out) return cg_error(CG_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++)
+    if (!((*out)[(*count)++] = strdup(values[i]->name))) return cg_error(CG_ERR_NOMEM, "out of memory");
+  return CG_OK;
+}
+
+/* The report: the graph's inputs, outputs and size. */
 static int fill_report(const cg_onnx_export *x, cg_onnx_report *r) {
   const Onnx__GraphProto *gp = x->g.graph;
   r->num_nodes = (int)gp->n_node, r->num_initializers = (int)gp->n_initializer;
-  r->outputs = calloc(gp->n_output + 1, sizeof *r->outputs);
-  if (!r->outputs) return cg_error(CG_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < gp->n_output; i++)
-    if (!(r->outputs[r->num_outputs++] = strdup(gp->output[i]->name))) return cg_error(CG_ERR_NOMEM, "out of memory");
-  return CG_OK;
+  int rc = names_of(gp->input, gp->n_input, &r->inputs, &r->num_inputs);
+  return rc ? rc : names_of(gp->output, gp->n_output, &r->outputs, &r->num_outputs);
 }
 
 void cg_onnx_report_free(cg_onnx_report *r) {
   if (!r) return;
+  for (int i = 0; i < r->num_inputs; i++) free(r->inputs[i]);
   for (int i = 0; i < r->num_outputs; i++) free(r->outputs[i]);
-  free(r->outputs);
+  free(r->inputs), free(r->outputs);
   memset(r, 0, sizeof *r);
 }
 
@@ -271,10 +278,10 @@ int cg_net_export_onnx(const cg_net *net, const cg_onnx_options *options, const 
                     "behave differently in TRAIN)", src);
   size_t n = (size_t)net->num_blobs + 1;
   cg_onnx_export x = {.net = net, .opset = o.opset, .symbolic_batch = !o.fixed_batch};
-  x.current = calloc(n, sizeof *x.current), x.owned = calloc(n, sizeof *x.owned);
+  x.current = calloc(n, sizeof *x.current);
   x.writes_left = calloc(n, sizeof *x.writes_left);
   x.is_input = calloc(n, sizeof *x.is_input);
-  int rc = x.current && x.owned && x.writes_left && x.is_input ? cg_onnx_graph_init(&x.g, net->name)
+  int rc = x.current && x.writes_left && x.is_input ? cg_onnx_graph_init(&x.g, net->name)
                                                                         : cg_error(CG_ERR_NOMEM, "out of memory");
   if (!rc) rc = count_writes(&x);
   for (int i = 0; !rc && i < net->num_layers; i++) {

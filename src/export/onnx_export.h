@@ -15,7 +15,6 @@ typedef struct cg_onnx_export {
   bool symbolic_batch;
   int batch;            /* the net's batch size: dimension 0 of its inputs */
   const char **current; /* per net blob: the ONNX value holding it now; NULL when the graph has none */
-  const char **owned;   /* per net blob: the name out() made for it last (in the graph's pool) */
   int *writes_left;     /* per net blob: exported layers still to write it */
   bool *is_input;
   const char **read;    /* the values some exported operator (or Silence) reads, by pointer */

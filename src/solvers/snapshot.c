@@ -283,17 +283,12 @@ int cg_solver_restore_here(cg_solver *s, const char *state_path, cg_run_state *r
   }
   s->iter = st->iter;
   s->current_step = st->current_step;
-  {
-    char *side = NULL;
-    size_t len = strlen(state_path);
-    const char *ext = ".solverstate";
-    size_t ext_len = strlen(ext);
-    if (len > ext_len && strcmp(state_path + len - ext_len, ext) == 0 &&
-        asprintf(&side, "%.*s.cgstate", (int)(len - ext_len), state_path) >= 0) {
-      rc = read_side_file(s, side, run);
-      free(side);
-    }
+  char *stem = stem_of(state_path), *side = NULL;
+  if (stem && asprintf(&side, "%s.cgstate", stem) >= 0) {
+    rc = read_side_file(s, side, run);
+    free(side);
   }
+  free(stem);
   if (!rc) CG_LOG_INFO("Restored solver state from %s at iteration %d", state_path, s->iter);
 done:
   free(own_model);
