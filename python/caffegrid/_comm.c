@@ -88,9 +88,9 @@ static PyObject *listener_connect(TcpListenerHandle *self, PyObject *args, PyObj
   h->comm = NULL;
   cg_tcp_listener *l = self->listener;
   int rc;
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = cg_comm_tcp_connect(l, rank, size, list, timeout, &h->comm);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   cg_comm_tcp_listener_free(l);
   self->listener = NULL;
   free(list);
@@ -140,9 +140,9 @@ static PyObject *comm_backend(CommHandle *self, void *closure) {
 static PyObject *comm_barrier(CommHandle *self, PyObject *noargs) {
   (void)noargs;
   int rc;
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = cg_comm_barrier(self->comm);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   if (rc) return cgpy_raise_status(rc);
   Py_RETURN_NONE;
 }

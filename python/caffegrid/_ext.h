@@ -62,6 +62,27 @@ int cgpy_enter(int *busy, const char *what);
 /* Sets this thread's OpenMP thread count as the CLI does, before running C code. */
 void cgpy_prepare_threads(void);
 
+/* C code runs without the GIL and with the signals Python handles (SIGINT...) blocked
+ * in the calling thread, so every thread the library starts meanwhile (OpenMP, oneDNN,
+ * prefetch) inherits them blocked: a Ctrl-C reaches Python's own thread, never a
+ * compute thread in the middle of its work (the CLI does the same with a signal
+ * thread). A signal that arrives meanwhile waits until the call ends, or until the
+ * solver's poll between iterations (cgpy_take_signals). */
+#include <signal.h>
+void cgpy_block_signals(sigset_t *old);
+void cgpy_restore_signals(const sigset_t *old);
+/* Lets pending blocked signals reach Python's handlers now (from a thread holding the GIL). */
+void cgpy_take_signals(void);
+#define CGPY_BEGIN_C                  \
+  {                                   \
+    sigset_t cgpy_old_mask_;          \
+    cgpy_block_signals(&cgpy_old_mask_); \
+    Py_BEGIN_ALLOW_THREADS
+#define CGPY_END_C                    \
+    Py_END_ALLOW_THREADS              \
+    cgpy_restore_signals(&cgpy_old_mask_); \
+  }
+
 /* _caffegrid.decode_image(data, name, color=0, height=0, width=0) (in _data.c). */
 PyObject *cgpy_decode_image(PyObject *self, PyObject *args, PyObject *kwds);
 

@@ -5,6 +5,7 @@
 #include "_ext.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,30 @@ int cgpy_enter(int *busy, const char *what) {
   }
   *busy = 1;
   return 0;
+}
+
+static void handled_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+  sigaddset(set, SIGUSR1);
+  sigaddset(set, SIGUSR2);
+}
+
+void cgpy_block_signals(sigset_t *old) {
+  sigset_t set;
+  handled_signals(&set);
+  pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void cgpy_restore_signals(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+
+void cgpy_take_signals(void) {
+  sigset_t set, old;
+  handled_signals(&set);
+  pthread_sigmask(SIG_UNBLOCK, &set, &old); /* a pending one is delivered here, to Python's C handler */
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void cgpy_prepare_threads(void) {
@@ -182,9 +207,9 @@ static PyObject *data_source_type(PyObject *self, PyObject *arg) {
   if (!PyUnicode_FSConverter(arg, &path)) return NULL;
   cg_data_kind kind;
   int rc;
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = cg_data_kind_of(PyBytes_AS_STRING(path), &kind);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   PyObject *out = NULL;
   if (rc) cgpy_raise_status(rc);
   else if (!cg_data_source_type(kind))

@@ -86,9 +86,9 @@ static int net_init(NetHandle *self, PyObject *args, PyObject *kwds) {
   const char *path_c = PyBytes_AS_STRING(path);
   int status;
   cgpy_prepare_threads();
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   status = cg_net_create_from_file(path_c, &opt, &self->net);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   if (status) cgpy_raise_status(status);
   else rc = 0;
 done:
@@ -273,9 +273,9 @@ static PyObject *net_forward(NetHandle *self, PyObject *args) {
   float loss = 0;
   int rc;
   cgpy_prepare_threads();
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = cg_net_forward_range(self->net, start, end, &loss);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   *self->busy = 0;
   return rc ? cgpy_raise_status(rc) : PyFloat_FromDouble(loss);
 }
@@ -288,9 +288,9 @@ static PyObject *net_backward(NetHandle *self, PyObject *args) {
   if (start < 0) start = cg_net_num_layers(self->net) - 1;
   int rc;
   cgpy_prepare_threads();
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = cg_net_backward_range(self->net, start, end);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   *self->busy = 0;
   if (rc) return cgpy_raise_status(rc);
   Py_RETURN_NONE;
@@ -350,9 +350,9 @@ static PyObject *weights_io(NetHandle *self, PyObject *arg, int save) {
   }
   const char *p = PyBytes_AS_STRING(path);
   int rc;
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = save ? cg_net_save_weights(self->net, p) : cg_net_load_weights(self->net, p);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   *self->busy = 0;
   Py_DECREF(path);
   if (rc) return cgpy_raise_status(rc);
@@ -472,10 +472,10 @@ static PyObject *net_feed_source(NetHandle *self, PyObject *args, PyObject *kwds
     return NULL;
   }
   int rc;
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   cg_feed_source_options o = {.rank_share = rank_share, .resize = resize};
   rc = cg_net_feed_source(self->net, layer, type, PyBytes_AS_STRING(location), &o);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   *self->busy = 0;
   Py_DECREF(location);
   if (rc) return cgpy_raise_status(rc);

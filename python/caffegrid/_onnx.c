@@ -22,9 +22,9 @@ PyObject *cgpy_net_to_onnx(NetHandle *self, PyObject *args, PyObject *kwds) {
   cg_onnx_report report;
   const char *p = PyBytes_AS_STRING(path);
   int rc;
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = cg_net_export_onnx(self->net, &o, p, &report);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   *self->busy = 0;
   Py_DECREF(path);
   if (rc) return cgpy_raise_status(rc);

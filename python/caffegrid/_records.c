@@ -151,9 +151,9 @@ static PyObject *writer_add_rows(RecordsWriterHandle *self, PyObject *args, PyOb
   r.floats = floats;
   int rc = CG_OK;
   char id[1024];
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   for (npy_intp i = 0; i < r.n && !rc; i++) rc = add_row(self->writer, &r, i, id, sizeof id);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   if (rc) cgpy_raise_status(rc);
   else result = PyLong_FromSize_t(cg_records_writer_count(self->writer));
 done:

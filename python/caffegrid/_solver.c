@@ -28,6 +28,7 @@ static void solver_dealloc(SolverHandle *self) {
 static cg_solver_action python_poll(void *user) {
   (void)user;
   PyGILState_STATE g = PyGILState_Ensure();
+  cgpy_take_signals(); /* the call blocked them (CGPY_BEGIN_C): they reach Python's handlers here */
   int raised = PyErr_CheckSignals() < 0;
   PyGILState_Release(g);
   return raised ? CG_ACTION_INTERRUPT : CG_ACTION_NONE;
@@ -75,10 +76,10 @@ static int solver_init(SolverHandle *self, PyObject *args, PyObject *kwds) {
   cg_solver *solver = NULL;
   int rc;
   cgpy_prepare_threads();
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = text ? cg_solver_create_from_text(text, (size_t)text_len, p, &opt, &solver)
             : cg_solver_create_from_file(p, &opt, &solver);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   Py_DECREF(path);
   if (rc) {
     cgpy_raise_status(rc);
@@ -114,9 +115,9 @@ static PyObject *run_unlocked(SolverHandle *self, const char *what, int (*fn)(cg
   if (check_solver(self) || cgpy_enter(&self->busy, what)) return NULL;
   int rc;
   cgpy_prepare_threads();
-  Py_BEGIN_ALLOW_THREADS
+  CGPY_BEGIN_C
   rc = fn(self->solver, arg);
-  Py_END_ALLOW_THREADS
+  CGPY_END_C
   self->busy = 0;
   if (PyErr_Occurred()) return NULL; /* a signal handler raised (Ctrl-C: KeyboardInterrupt) between iterations */
   if (rc) return cgpy_raise_status(rc);
