@@ -18,9 +18,10 @@ solver killed
 check "uninterrupted 2-rank run" mpirun -np 2 "$CAFFEGRID" train -solver straight.prototxt -snapshot auto >straight.log 2>&1
 check "uninterrupted run ends at 300" test -s straight/lenet_iter_300.caffemodel
 
-mpirun -np 2 "$CAFFEGRID" train -solver killed.prototxt -snapshot auto >killed.log 2>&1 &
+# the solver by its absolute path: pgrep must match this run's ranks, not another test run's
+mpirun -np 2 "$CAFFEGRID" train -solver "$WORK/killed.prototxt" -snapshot auto >killed.log 2>&1 &
 launcher=$!
-victim=$(mpi_rank_pid killed/lenet_iter_60.cgstate "caffegrid train -solver killed.prototxt" 1)
+victim=$(mpi_rank_pid killed/lenet_iter_60.cgstate "caffegrid train -solver $WORK/killed.prototxt" 1)
 check "found rank 1 to kill" test -n "$victim"
 start=$(date +%s.%N)
 kill -9 "$victim"

@@ -18,15 +18,16 @@ solver() { # solver NAME NET [MAX_ITER]: a run writing into NAME/
 
 # 1. a stopped rank: the other waits -peer_timeout seconds, asks, and ends the job naming it
 solver stopped net.prototxt 1000000
-mpirun -np 2 "$CAFFEGRID" train -solver stopped.prototxt -peer_timeout 20 >stopped.log 2>&1 &
+# the solver by its absolute path: pgrep and pkill must match this run's ranks, not another test run's
+mpirun -np 2 "$CAFFEGRID" train -solver "$WORK/stopped.prototxt" -peer_timeout 20 >stopped.log 2>&1 &
 launcher=$!
-victim=$(mpi_rank_pid stopped/lenet_iter_20.cgstate "caffegrid train -solver stopped.prototxt" 1)
+victim=$(mpi_rank_pid stopped/lenet_iter_20.cgstate "caffegrid train -solver $WORK/stopped.prototxt" 1)
 check "found rank 1 to stop" test -n "$victim"
 start=$(date +%s.%N)
 kill -STOP "$victim"
 for _ in $(seq 900); do kill -0 $launcher 2>/dev/null || break; sleep 0.1; done
 ended=$(kill -0 $launcher 2>/dev/null && echo no || echo yes)
-[ "$ended" = no ] && { kill -CONT "$victim"; kill $launcher; pkill -9 -f "caffegrid train -solver stopped.prototxt"; }
+[ "$ended" = no ] && { kill -CONT "$victim"; kill $launcher; pkill -9 -f "caffegrid train -solver $WORK/stopped.prototxt"; }
 wait $launcher
 rc=$?
 elapsed=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
@@ -36,7 +37,7 @@ check "within 60 s of the stop ($elapsed s)" python3 -c "import sys; sys.exit(0 
 check "non-zero exit ($rc)" test $rc -ne 0
 check "the message names the silent rank and the timeout" \
   grep -q "rank(s) 1 did not answer (stopped, hung or lost); ending the job (-peer_timeout 20)" stopped.log
-pkill -9 -f "caffegrid train -solver stopped.prototxt" 2>/dev/null
+pkill -9 -f "caffegrid train -solver $WORK/stopped.prototxt" 2>/dev/null
 
 # 2. different nets on the two ranks: stopped at start, the first difference named
 sed 's/num_output: 500/num_output: 400/' net.prototxt > net_b.prototxt
