@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from ._errors import InvalidArgumentError
 from ._errors import IOError as CgIOError
@@ -100,3 +100,45 @@ def write_bytes(spark: Any, path: str, data: bytes, what: str) -> None:
 
 def write_text(spark: Any, path: str, text: str, what: str) -> None:
     write_bytes(spark, path, text.encode("utf-8"), what)
+
+
+def list_names(spark: Any, folder: str, what: str) -> List[str]:
+    """The names of the entries of ``folder`` (none when it does not exist)."""
+    if not scheme_of(folder):
+        import os
+
+        return os.listdir(folder) if os.path.isdir(folder) else []
+    fs, p = _jvm_path(spark, folder, what)
+    if not fs.exists(p):
+        return []
+    return [status.getPath().getName() for status in fs.listStatus(p)]
+
+
+def create_new(spark: Any, path: str, text: str, what: str) -> bool:
+    """Creates ``path`` holding ``text`` unless it exists (Hadoop's create without
+    overwrite, atomic on HDFS); whether it was created."""
+    fs, p = _jvm_path(spark, path, what)
+    try:
+        out = fs.create(p, False)
+    except Exception as e:  # Py4JJavaError around FileAlreadyExistsException
+        if "FileAlreadyExists" in str(e) or fs.exists(p):
+            return False
+        raise CgIOError(f"{what} '{path}': {str(e).splitlines()[0]}") from None
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+    return True
+
+
+def delete(spark: Any, path: str, what: str) -> None:
+    fs, p = _jvm_path(spark, path, what)
+    fs.delete(p, False)
+
+
+def require(spark: Any, path: Optional[str], what: str) -> None:
+    """Refuses a Hadoop URI that names nothing (plain paths are left to whoever reads them)."""
+    if path and scheme_of(path):
+        fs, p = _jvm_path(spark, path, what)
+        if not fs.exists(p):
+            raise CgIOError(f"{what} '{path}' does not exist")

@@ -37,12 +37,11 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _caffegrid, hadoop_fs, spark_data
+from . import _caffegrid, hadoop_fs, spark_data, spark_files
 from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["CaffeOnSpark"]
@@ -125,14 +124,14 @@ class TrainPlan(NamedTuple):
     record_shape: Tuple[int, int, int]  # memory_data_param's C, H, W: raw rows' size
     resize: bool                     # CaffeOnSpark's -resize
     skip_bad_records: Optional[bool]
-    snapshot_prefix: Optional[str]   # absolute, when the solver snapshots at intervals
-    resume: Optional[str]            # a .solverstate, "auto", or None (start fresh on the first attempt)
-    weights: Optional[str]           # .caffemodel files to fine-tune from
+    snapshot_prefix: Optional[str]   # absolute or a Hadoop URI, when the solver snapshots at intervals
+    resume: Optional[str]            # a .solverstate (path or URI), "auto", or None (start fresh on the first attempt)
+    weights: Optional[str]           # .caffemodel files (paths or URIs) to fine-tune from
     path: Optional[Tuple[str, str]] = None  # (source type, location) read by the tasks; None: a DataFrame
     validation_shape: Optional[Tuple[int, int, int]] = None  # None: no validation
     test_iter: int = 0               # validation batches per rank
     test_batch: int = 0
-    token: str = ""                  # names this train call's first-attempt marker
+    files: str = ""                  # "host:port" of the driver's file service (caffegrid.spark_files)
     net_name: str = "net"            # the user's net file, which messages name
     progress: Optional[str] = None   # "host:port" where the driver shows rank 0's log lines
 
@@ -140,12 +139,14 @@ class TrainPlan(NamedTuple):
 class _Progress:
     """Rank 0's log lines on the driver while a training stage runs: a listener the
     task connects to (executors always reach the driver), each line printed to the
-    driver's stderr as it arrives; the last one is kept."""
+    driver's stderr as it arrives; the last one is kept. Files the task holds for
+    Hadoop URIs are named by their URIs (``rewrites``: spark_files.task_path_rewrites)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, rewrites: Sequence[Tuple[Any, str]] = ()) -> None:
         import socket
         import threading
 
+        self.rewrites = list(rewrites)
         self.server = socket.create_server(("", 0))
         self.address = f"{host}:{self.server.getsockname()[1]}"
         self.last = ""
@@ -160,6 +161,8 @@ class _Progress:
                 return
             with conn, conn.makefile("r", errors="replace") as lines:
                 for line in lines:
+                    for pattern, folder in self.rewrites:
+                        line = pattern.sub(lambda _, f=folder: f, line)
                     self.last = line.rstrip("\n")
                     sys.stderr.write(line)
                     sys.stderr.flush()
@@ -238,23 +241,19 @@ def _log_to_mlflow(plan: TrainPlan, info: Dict[str, Any], results: Dict[str, Any
         mlflow.log_artifact(net, artifact_path="caffegrid")
 
 
-def _resume_point(ctx: Any, solver: Any, plan: TrainPlan) -> Optional[str]:
+def _resume_point(ctx: Any, solver: Any, plan: TrainPlan, store: spark_files.TaskSnapshots) -> Optional[str]:
     """The snapshot every rank restores, decided by rank 0 and shared through
     allGather (so ranks never disagree): the one asked for, or on a retried stage
-    (and with resume="auto") the newest complete snapshot, if any. PySpark does not
-    tell a task its stage attempt, so rank 0 marks the first attempt with a file
-    beside the snapshots, named for this train call; finding it means a retry."""
+    (and with resume="auto") the newest complete snapshot that passes its checks,
+    if any. PySpark does not tell a task its stage attempt: the driver counts rank
+    0's starts."""
     choice = None
     if ctx.partitionId() == 0:
-        retried = False
-        if plan.snapshot_prefix is not None:
-            marker = f"{plan.snapshot_prefix}_{plan.token}.attempt"
-            retried = os.path.exists(marker)
-            open(marker, "a").close()
+        retried = store.retried()
         if plan.resume == "auto" or retried:
-            choice = solver.latest_snapshot()
+            choice = store.newest(solver)
         if choice is None and plan.resume not in (None, "auto"):
-            choice = plan.resume
+            choice = store.named(plan.resume)
     return json.loads(ctx.allGather(json.dumps(choice))[0])
 
 
@@ -281,7 +280,8 @@ def _use_task_cores(ctx: Any) -> int:
     return cores
 
 
-def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optional[str]]:
+def _start_solver(ctx: Any, plan: TrainPlan, workdir: str,
+                  store: spark_files.TaskSnapshots) -> Tuple[Any, Optional[str]]:
     """This task's solver on the TCP ring (files written into workdir), fine-tuned
     or resumed as the plan says; and the snapshot it resumed from."""
     import caffegrid
@@ -296,19 +296,20 @@ def _start_solver(ctx: Any, plan: TrainPlan, workdir: str) -> Tuple[Any, Optiona
     # test nets only for validation
     validating = plan.validation_shape is not None
     overrides = dict(net_path=net_path, max_iter=plan.max_iter,
-                     snapshot_prefix=plan.snapshot_prefix or os.path.join(workdir, "solver"),
+                     snapshot_prefix=store.local or os.path.join(workdir, "solver"),
                      no_interval_snapshots=plan.snapshot_prefix is None, no_testing=not validating,
                      test_iter=plan.test_iter * plan.size if validating else 0,
                      skip_bad_records=plan.skip_bad_records, prefix_lock=False)  # the driver holds it
-    if plan.snapshot_prefix and rank == 0:
-        os.makedirs(os.path.dirname(plan.snapshot_prefix), exist_ok=True)
+    if store.local and not store.remote and rank == 0:
+        os.makedirs(os.path.dirname(store.local), exist_ok=True)
     listener = caffegrid.TcpListener()
     addresses = ctx.allGather(f"{_task_host(ctx)}:{listener.port}")  # in partition order
     solver = caffegrid.Solver(plan.solver_name, comm=listener.connect(rank, plan.size, addresses, plan.timeout),
                               text=plan.solver_text, **overrides)
-    if plan.weights:
-        solver.copy_from(plan.weights)
-    resumed = _resume_point(ctx, solver, plan)
+    weights = store.weights(plan.weights)
+    if weights:
+        solver.copy_from(weights)
+    resumed = _resume_point(ctx, solver, plan, store)
     if resumed:
         solver.restore(resumed)  # before the sources are attached: their read positions resume too
     return solver, resumed
@@ -326,10 +327,10 @@ def _train_task(plan: TrainPlan):
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         workdir = spark_data.task_workdir(f"caffegrid-rank{rank}-")
+        names = {os.path.join(workdir, "net.prototxt"): plan.net_name}  # fetched files join it
         try:
-            with spark_data.user_terms(workdir, {os.path.join(workdir, "net.prototxt"): plan.net_name}), \
-                    _progress_to(plan.progress if rank == 0 else None):
-                yield from _train_in(ctx, rank, plan, items, workdir)
+            with spark_data.user_terms(workdir, names), _progress_to(plan.progress if rank == 0 else None):
+                yield from _train_in(ctx, rank, plan, items, workdir, names)
         except Error as e:
             # The library's errors come back as a result, not a failed task: a bad row or a typo
             # fails the same way on every attempt, so the job ends at the first (a lost executor
@@ -401,7 +402,8 @@ def _check_slots(sc: Any, size: int, wait_s: float = 15.0) -> None:
         time.sleep(0.5)
 
 
-def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdir: str) -> Iterator[Tuple[str, Any]]:
+def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdir: str,
+              names: Dict[str, str]) -> Iterator[Tuple[str, Any]]:
     """The body of a training task (see _train_task), in its workdir."""
     files = spark_data.gather(items, workdir)
     train_records = val_records = None
@@ -412,7 +414,19 @@ def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdi
         val_records = os.path.join(workdir, "validation.records")
         spark_data.write_records(val_records, files.get("val", []), plan.validation_shape,
                                  fill_to=plan.test_iter * plan.test_batch)
-    solver, resumed = _start_solver(ctx, plan, workdir)
+    store = spark_files.TaskSnapshots(plan.snapshot_prefix, plan.files, workdir, names)
+    try:
+        yield from _train_with(ctx, rank, plan, workdir, store, train_records, val_records)
+    finally:
+        store.close()
+
+
+def _train_with(ctx: Any, rank: int, plan: TrainPlan, workdir: str, store: spark_files.TaskSnapshots,
+                train_records: Optional[str], val_records: Optional[str]) -> Iterator[Tuple[str, Any]]:
+    """Training once the task's rows are local (see _train_in)."""
+    solver, resumed = _start_solver(ctx, plan, workdir, store)
+    if rank == 0:
+        store.start_copying()
     if train_records:
         solver.net.feed_source(None, "records", train_records, rank_share=True, resize=plan.resize)
     else:
@@ -438,13 +452,14 @@ def _train_in(ctx: Any, rank: int, plan: TrainPlan, items: Iterator[Any], workdi
         with open(model, "rb") as f:
             yield "model", f.read()
         yield "rounds", rounds
-        yield "resumed", resumed
-        metrics = os.path.join(plan.snapshot_prefix or os.path.join(workdir, "solver")) + "_metrics.jsonl"
+        yield "resumed", store.user_name(resumed)
+        problem = store.finish()
+        if problem:
+            yield "warning", problem
+        metrics = (store.local or os.path.join(workdir, "solver")) + "_metrics.jsonl"
         if os.path.exists(metrics):
             with open(metrics) as f:
                 yield "metrics", f.read()
-        if plan.snapshot_prefix is not None:
-            os.unlink(f"{plan.snapshot_prefix}_{plan.token}.attempt")
 
 
 def _net_outputs(net_text: str) -> List[str]:
@@ -525,11 +540,26 @@ class _Outputs:
 
 
 @contextlib.contextmanager
-def _prefix_lock(prefix: Optional[str], solver_name: str) -> Iterator[None]:
+def _prefix_lock(spark: Any, prefix: Optional[str], solver_name: str) -> Iterator[None]:
     """The driver holds the snapshot prefix's lock (PREFIX.lock, as `caffegrid train`
-    takes it) for the whole training job, so another run cannot write beside it."""
+    takes it) for the whole training job, so another run cannot write beside it. On
+    a Hadoop filesystem the lock is a file created only if absent, removed at the
+    end (one left by a driver that died must be removed by hand: the message says so)."""
     if prefix is None:
         yield
+        return
+    if spark_files.is_remote(prefix):
+        lock = f"{prefix}.lock"
+        if not hadoop_fs.create_new(spark, lock, f"{spark.sparkContext.applicationId}\n", "snapshot_prefix"):
+            holder = hadoop_fs.read_text(spark, lock, "snapshot_prefix").strip() or "?"
+            raise InvalidArgumentError(f"{solver_name}: snapshot_prefix '{prefix}' is in use by another training run "
+                                       f"(Spark application {holder} holds '{lock}'); wait for it to end, or delete "
+                                       "the lock if that application is gone, or give this run another "
+                                       "snapshot_prefix")
+        try:
+            yield
+        finally:
+            hadoop_fs.delete(spark, lock, "snapshot_prefix")
         return
     import fcntl
 
@@ -621,13 +651,16 @@ class CaffeOnSpark:
         silent peer is waited for.
 
         With ``snapshot: N`` in the solver, rank 0 writes Caffe snapshots under
-        snapshot_prefix (relative prefixes are taken from the driver's working
-        directory; it must be a directory every executor can read). When a task
-        dies Spark retries the whole barrier stage, and the retry resumes from
-        the newest complete snapshot, reading on from the same records.
-        ``snapshot`` resumes from a .solverstate (or "auto": the newest complete
-        one) on the first attempt too; ``weights`` fine-tunes from .caffemodel
-        files (comma-separated). The solver's test nets are left out (see
+        snapshot_prefix: a Hadoop URI (``hdfs://``, ``s3a://`` ...; rank 0 sends
+        each set to the driver, which writes it through Spark's Hadoop
+        FileSystem, caffegrid.spark_files), or a local directory every executor
+        mounts (relative prefixes are taken from the driver's working directory).
+        When a task dies Spark retries the whole barrier stage, and the retry
+        resumes from the newest complete snapshot that passes its checks, reading
+        on from the same records. ``snapshot`` resumes from a .solverstate (or
+        "auto": the newest complete one) on the first attempt too; ``weights``
+        fine-tunes from .caffemodel files (comma-separated); both may be Hadoop
+        URIs. The solver's test nets are left out (see
         train_with_validation)."""
         self._train(source, None, solver, model, cluster_size, iterations, timeout, snapshot, weights)
         return self.model
@@ -656,20 +689,11 @@ class CaffeOnSpark:
         if size < 1:
             raise InvalidArgumentError(f"caffegrid.spark: cluster_size must be at least 1, got {cluster_size}")
         _check_slots(self.spark.sparkContext, size)
-        hadoop_fs.check(self.spark, model, "model")  # an unknown scheme is refused before any work
-        prefix, interval = info["snapshot_prefix"], info["snapshot"]
-        scheme = hadoop_fs.scheme_of(prefix) if prefix else None
-        if scheme == "file":
-            prefix = hadoop_fs.local_form(prefix)
-        elif scheme is not None:  # never a local folder named after the scheme
-            raise UnsupportedError(f"{solver}: snapshot_prefix '{prefix}' is on a Hadoop filesystem ({scheme}): the "
-                                   "training tasks write snapshots themselves, into a directory every executor mounts "
-                                   "(a local path or file:); they do not reach Hadoop filesystems yet")
+        prefix = self._check_paths(solver, info, model, snapshot, weights)
         is_path = isinstance(source, (str, os.PathLike))
         plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout),
                          memory_data_shape(net_text, "TRAIN", net_path), self.resize, self.skip_bad_records,
-                         os.path.abspath(prefix) if prefix and interval > 0 else None, snapshot, weights,
-                         path=source_type(os.fspath(source)) if is_path else None, token=uuid.uuid4().hex,
+                         prefix, snapshot, weights, path=source_type(os.fspath(source)) if is_path else None,
                          net_name=net_path)
         sc = self.spark.sparkContext
         # every task gets a placeholder, so a task with no rows still runs (and says so)
@@ -687,16 +711,21 @@ class CaffeOnSpark:
         # the shuffle after the barrier stage makes it a shuffle-map stage, which Spark
         # retries when a task fails (a failed barrier result stage is never retried)
         shares = keyed.partitionBy(size, lambda task: task)
-        progress = _Progress(sc.getConf().get("spark.driver.host", None) or _driver_host())
-        plan = plan._replace(progress=progress.address)
+        host = sc.getConf().get("spark.driver.host", None) or _driver_host()
+        progress, files = _Progress(host, spark_files.task_path_rewrites(plan.snapshot_prefix, plan.resume, plan.weights)), spark_files.DriverFiles(self.spark, host)
+        plan = plan._replace(progress=progress.address, files=files.address)
         sc.setJobDescription(f"caffegrid train {os.path.basename(solver)}: {max_iter} iterations on {size} tasks")
-        try:
-            with _prefix_lock(plan.snapshot_prefix, solver), _library_errors():  # one run per prefix, retries included
+        try:  # one run per prefix, retries included
+            with _prefix_lock(self.spark, plan.snapshot_prefix, solver), _library_errors():
                 collected = shares.barrier().mapPartitions(_train_task(plan)).repartition(1).collect()
         finally:
             sc.setJobDescription(None)
             progress.close()
+            files.close()
         _raise_task_errors(collected)
+        for kind, said in collected:
+            if kind == "warning":
+                print(f"caffegrid: warning: {said}", file=sys.stderr)
         results = dict(collected)
         if model is not None:  # a local path, or a Hadoop URI (hdfs://, file:// ...) written through Spark's JVM
             hadoop_fs.write_bytes(self.spark, model, results["model"], "model")
@@ -713,6 +742,21 @@ class CaffeOnSpark:
                             + [StructField(o, DoubleType()) for o in outputs])
         rounds = [(int(r[0]),) + tuple(float(v) for v in r[1:]) for r in results["rounds"]]
         return self.spark.createDataFrame(rounds, schema)
+
+    def _check_paths(self, solver: str, info: Dict[str, Any], model: Optional[str], snapshot: Optional[str],
+                     weights: Optional[str]) -> Optional[str]:
+        """Refuses, before any work, a path whose scheme no Hadoop filesystem
+        handles; returns the snapshot prefix the tasks use (absolute, or a Hadoop
+        URI), or None without interval snapshots."""
+        hadoop_fs.check(self.spark, model, "model")
+        hadoop_fs.require(self.spark, None if snapshot == "auto" else snapshot, "snapshot")
+        for part in (weights or "").split(","):
+            hadoop_fs.require(self.spark, part, "weights")
+        prefix = info["snapshot_prefix"]
+        if not prefix or info["snapshot"] <= 0:
+            return None
+        hadoop_fs.check(self.spark, prefix, f"{solver}: snapshot_prefix")
+        return prefix if spark_files.is_remote(prefix) else os.path.abspath(hadoop_fs.local_form(prefix))
 
     def _validation_plan(self, plan: TrainPlan, validation: Any, solver_text: str, net_text: str):
         """The plan with test_iter per rank set so every rank scores its whole share,

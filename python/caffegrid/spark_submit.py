@@ -138,23 +138,13 @@ def _source(spark: Any, source: Any) -> Any:
 def check_paths(spark: Any, args: argparse.Namespace) -> None:
     """Every path of the command line whose scheme no Hadoop filesystem of this Spark
     handles is refused now, before any data move or training starts."""
-    for what, value in (("-conf", args.conf), ("-model", args.model), ("-output", args.output),
+    for what, value in (("-model", args.model if args.train else None), ("-output", args.output)):
+        hadoop_fs.check(spark, value, what)  # written
+    for what, value in (("-conf", args.conf), ("-model", None if args.train else args.model),
                         ("-snapshot", None if args.snapshot == "auto" else args.snapshot)):
-        hadoop_fs.check(spark, value, what)
-    # the tasks read -weights and -snapshot themselves: local paths (file: URIs become them)
-    for what in ("weights", "snapshot"):
-        value = getattr(args, what)
-        if not value or value == "auto":
-            continue
-        parts = []
-        for part in value.split(","):
-            scheme = hadoop_fs.scheme_of(part)
-            if scheme not in (None, "file"):
-                raise InvalidArgumentError(f"-{what} '{part}': the training tasks read it themselves, from a path "
-                                           f"every executor mounts; a Hadoop filesystem ({scheme}) is not reached "
-                                           "by them yet")
-            parts.append(hadoop_fs.local_form(part))
-        setattr(args, what, ",".join(parts))
+        hadoop_fs.require(spark, value, what)  # read
+    for part in (args.weights or "").split(","):
+        hadoop_fs.require(spark, part, "-weights")
 
 
 def local_conf(spark: Any, conf: str, workdir: str) -> str:

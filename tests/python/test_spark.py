@@ -38,8 +38,42 @@ def executor_tmp(tmp_path_factory):
     return tmp_path_factory.mktemp("executor-tmp")
 
 
+TEST_FILESYSTEM = """
+import java.net.URI;
+import org.apache.hadoop.fs.RawLocalFileSystem;
+
+/** The local disk under another scheme: proves a path goes through Hadoop's FileSystem. */
+public class CgTestFileSystem extends RawLocalFileSystem {
+  @Override public String getScheme() { return "cgtest"; }
+  @Override public URI getUri() { return URI.create("cgtest:///"); }
+}
+"""
+
+
 @pytest.fixture(scope="module")
-def spark(executor_tmp):
+def cgtest_jar(tmp_path_factory):
+    """A jar with a Hadoop FileSystem for the scheme cgtest:// (the local disk),
+    compiled against the Hadoop jars pyspark ships; None without javac."""
+    javac = shutil.which("javac")
+    if not javac:
+        return None
+    folder = tmp_path_factory.mktemp("cgtestfs")
+    api = next((pathlib.Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))
+    (folder / "CgTestFileSystem.java").write_text(TEST_FILESYSTEM)
+    subprocess.run([javac, "-cp", str(api), "-d", str(folder / "classes"), str(folder / "CgTestFileSystem.java")],
+                   check=True, capture_output=True)
+    subprocess.run(["jar" if shutil.which("jar") else str(pathlib.Path(javac).parent / "jar"), "cf",
+                    str(folder / "cgtestfs.jar"), "-C", str(folder / "classes"), "."], check=True, capture_output=True)
+    return folder / "cgtestfs.jar"
+
+
+def need_cgtest(jar):
+    if jar is None:
+        pytest.skip("no javac to build the test's Hadoop FileSystem (apt-get install openjdk-17-jdk-headless)")
+
+
+@pytest.fixture(scope="module")
+def spark(executor_tmp, cgtest_jar):
     from pyspark.sql import SparkSession
 
     package_dir = os.path.dirname(os.path.dirname(caffegrid.__file__))
@@ -54,6 +88,7 @@ def spark(executor_tmp):
                .config("spark.executorEnv.TMPDIR", str(executor_tmp))
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", str(RANKS))
+               .config("spark.jars", str(cgtest_jar or "")).config("spark.hadoop.fs.cgtest.impl", "CgTestFileSystem")
                .config("spark.driver.memory", "1g").getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -231,14 +266,20 @@ def wait_for(what, condition, seconds):
     pytest.fail(f"waited {seconds}s for {what}")
 
 
-def test_killed_task_resumes_from_last_snapshot(tmp_path, spark, trained, executor_tmp):
+@pytest.mark.parametrize("scheme", ["local", "cgtest"])
+def test_killed_task_resumes_from_last_snapshot(tmp_path, spark, trained, executor_tmp, cgtest_jar, scheme):
     """SIGKILL rank 1's Python worker after the first snapshot: Spark retries the
     barrier stage, the retry resumes from the newest snapshot, and the final weights
-    equal the uninterrupted run's (`trained`), bit for bit."""
+    equal the uninterrupted run's (`trained`), bit for bit. The snapshot prefix is
+    a local folder, or a Hadoop URI of a scheme of the test's own (cgtest://, the
+    local disk through Hadoop's FileSystem in the driver's JVM)."""
+    if scheme == "cgtest":
+        need_cgtest(cgtest_jar)
     (tmp_path / "net.prototxt").write_text(lenet_spark_prototxt())
     prefix = tmp_path / "snapshots" / "lenet"
+    named = f"cgtest://{prefix}" if scheme == "cgtest" else str(prefix)
     solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=ITERATIONS, display=100,
-                          test_initialization="false", snapshot=50, snapshot_prefix=f'"{prefix}"')
+                          test_initialization="false", snapshot=50, snapshot_prefix=f'"{named}"')
     cos, outcome = cgspark.CaffeOnSpark(spark), {}
 
     def train():
@@ -262,6 +303,7 @@ def test_killed_task_resumes_from_last_snapshot(tmp_path, spark, trained, execut
     assert "error" not in outcome, f"training did not recover: {outcome.get('error')}"
     resumed = re.search(r"lenet_iter_(\d+)\.solverstate$", cos.resumed_from or "")
     assert resumed and 50 <= int(resumed.group(1)) < ITERATIONS, cos.resumed_from
+    assert cos.resumed_from.startswith(named), cos.resumed_from
     assert pathlib.Path(f"{prefix}_iter_{ITERATIONS}.caffemodel").exists()
     worst = max_relative_difference(tmp_path / "net.prototxt", tmp_path / "final.caffemodel", trained.model)
     print(f"\nkilled rank 1 (pid {pid}) after iteration {resumed.group(1)}'s snapshot; resumed from it and finished "
@@ -705,38 +747,19 @@ def test_training_logs_to_an_active_mlflow_run(tmp_path, spark, fashion, monkeyp
     assert artifacts == {"caffegrid/model.caffemodel", "caffegrid/net.prototxt"}
 
 
-TEST_FILESYSTEM = """
-import java.net.URI;
-import org.apache.hadoop.fs.RawLocalFileSystem;
-
-/** The local disk under another scheme: proves a path goes through Hadoop's FileSystem. */
-public class CgTestFileSystem extends RawLocalFileSystem {
-  @Override public String getScheme() { return "cgtest"; }
-  @Override public URI getUri() { return URI.create("cgtest:///"); }
-}
-"""
-
-
-def test_hadoop_uris_through_the_spark_jvm(tmp_path, cli, shared_data):
+def test_hadoop_uris_through_the_spark_jvm(tmp_path, cli, shared_data, cgtest_jar):
     """Paths in Hadoop's spelling go through Spark's own Hadoop FileSystem: -conf and
     -model as file:// URIs, -output and a -model read back under a scheme of the test's
     own (a FileSystem compiled here against the Hadoop jars pyspark ships); a scheme
     no filesystem handles is refused in seconds, before training, writing nothing."""
-    javac = shutil.which("javac")
-    if not javac:
-        pytest.skip("no javac to build the test's Hadoop FileSystem (apt-get install openjdk-17-jdk-headless)")
-    jars = pathlib.Path(pyspark.__file__).parent / "jars"
-    api = next(jars.glob("hadoop-client-api-*.jar"))
-    (tmp_path / "CgTestFileSystem.java").write_text(TEST_FILESYSTEM)
-    subprocess.run([javac, "-cp", str(api), "-d", str(tmp_path / "classes"), str(tmp_path / "CgTestFileSystem.java")],
-                   check=True, capture_output=True)
-    subprocess.run(["jar" if shutil.which("jar") else str(pathlib.Path(javac).parent / "jar"), "cf",
-                    str(tmp_path / "cgtestfs.jar"), "-C", str(tmp_path / "classes"), "."], check=True, capture_output=True)
+    need_cgtest(cgtest_jar)
     caffeonspark_lmdbs(tmp_path, cli, shared_data, 600, 200)
-    write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=20, display=0)
+    snapshots = f"cgtest://{tmp_path}/snaps/s"
+    write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=20, display=0, snapshot=10,
+                 snapshot_prefix=f'"{snapshots}"')
 
     def submit(*flags):
-        return spark_submit_run(*flags, spark_args=["--jars", str(tmp_path / "cgtestfs.jar"),
+        return spark_submit_run(*flags, spark_args=["--jars", str(cgtest_jar),
                                                     "--conf", "spark.hadoop.fs.cgtest.impl=CgTestFileSystem"])
 
     model = tmp_path / "out" / "m.caffemodel"
@@ -747,6 +770,30 @@ def test_hadoop_uris_through_the_spark_jvm(tmp_path, cli, shared_data):
     assert run.returncode == 0, run.stderr[-3000:]
     assert model.stat().st_size > 0 and (tmp_path / "out" / "m_metrics.jsonl").exists()
     assert (tmp_path / "features" / "_SUCCESS").exists() and list((tmp_path / "features").glob("part-*"))
+    # the snapshots went through the driver's Hadoop FileSystem, whole sets, the lock removed after
+    written = sorted(p.name for p in (tmp_path / "snaps").iterdir())
+    assert written == [f"s_iter_{i}{ext}" for i in (10, 20) for ext in (".caffemodel", ".cgstate", ".solverstate")] \
+        + ["s_metrics.jsonl"], written
+    assert f"caffegrid: snapshot {snapshots}_iter_20.* written" in run.stdout + run.stderr
+    assert f"Snapshotting to binary proto file {snapshots}_iter_10.caffemodel" in run.stdout + run.stderr
+    # -snapshot as a Hadoop URI: the resumed run ends with the uninterrupted run's weights, bit for bit
+    resumed = tmp_path / "out" / "resumed.caffemodel"
+    run = submit("-train", "-conf", str(tmp_path / "solver.prototxt"), "-model", str(resumed), "-clusterSize",
+                 str(RANKS), "-snapshot", f"{snapshots}_iter_10.solverstate")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"Restored solver state from {snapshots}_iter_10.solverstate at iteration 10" in run.stdout + run.stderr
+    assert resumed.read_bytes() == model.read_bytes()
+    # a missing -weights URI and a prefix another run holds are refused before training
+    run = submit("-train", "-conf", str(tmp_path / "solver.prototxt"), "-clusterSize", str(RANKS),
+                 "-weights", f"{model.as_uri()},cgtest://{tmp_path}/none.caffemodel")
+    said = run.stdout + run.stderr
+    assert run.returncode == 1 and f"-weights 'cgtest://{tmp_path}/none.caffemodel' does not exist" in said, said[-2000:]
+    (tmp_path / "snaps" / "s.lock").write_text("app-20261206-0001\n")
+    run = submit("-train", "-conf", str(tmp_path / "solver.prototxt"), "-clusterSize", str(RANKS))
+    said = run.stdout + run.stderr
+    assert run.returncode == 1 and "Iteration" not in said, said[-2000:]
+    assert f"snapshot_prefix '{snapshots}' is in use by another training run (Spark application " \
+           "app-20261206-0001 holds" in said, said[-2000:]
     run = submit("-test", "-conf", str(tmp_path / "solver.prototxt"), "-model", f"cgtest://{model}",
                  "-output", f"cgtest://{tmp_path}/scores")
     assert run.returncode == 0, run.stderr[-3000:]
