@@ -41,7 +41,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from . import _caffegrid, hadoop_fs, spark_data, spark_files
+from . import _caffegrid, hadoop_fs, spark_data, spark_files, spark_sources
 from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["CaffeOnSpark"]
@@ -102,6 +102,14 @@ def source_type(path: str) -> Tuple[str, str]:
         return kind, rest
     path = hadoop_fs.local_form(path)
     return _caffegrid.data_source_type(path), path
+
+
+def remote_source(path: str) -> Optional[Tuple[Optional[str], str]]:
+    """(source type or None, URI) of a path source on a Hadoop filesystem other
+    than the local one (read through Spark: caffegrid.spark_sources), else None."""
+    kind, _, rest = path.partition(":")
+    kind, location = (kind, rest) if kind in _SOURCE_TYPES and rest else (None, path)
+    return (kind, location) if spark_files.is_remote(location) else None
 
 
 def _task_host(ctx: Any) -> str:
@@ -602,14 +610,44 @@ class CaffeOnSpark:
     resumes from.
     """
 
-    def __init__(self, spark: Any, resize: bool = False, skip_bad_records: Optional[bool] = None):
+    def __init__(self, spark: Any, resize: bool = False, skip_bad_records: Optional[bool] = None,
+                 persistent: bool = False):
         self.spark = spark
         self.resize = bool(resize)
+        self.persistent = bool(persistent)
+        self._frames: Dict[Tuple[str, Tuple[int, int, int], bool], Any] = {}  # sources read from Hadoop, kept
         self.skip_bad_records = skip_bad_records
         self.net_text: Optional[str] = None  # the net of the last train (features and test use it)
         self.net_name = "net"                # its file, which messages name
         self.model: Optional[bytes] = None   # the weights of the last train (.caffemodel bytes)
         self.resumed_from: Optional[str] = None  # the snapshot the last train's final attempt restored, if any
+
+    @contextlib.contextmanager
+    def _readable(self, source: Any, shape: Tuple[int, int, int], keep: bool = True) -> Iterator[Any]:
+        """``source``, or for a path on a Hadoop filesystem its records as a
+        DataFrame read by the executors through Spark (spark_sources), on their
+        local disks for this call (``keep``), or for every call with ``persistent``
+        (CaffeOnSpark's -persistent)."""
+        remote = remote_source(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None
+        if remote is None:
+            yield source
+            return
+        from pyspark import StorageLevel
+
+        key = (remote[1], shape, self.resize)
+        frame = self._frames.get(key)
+        if frame is None:
+            with _library_errors():
+                frame = spark_sources.remote_frame(self.spark, remote[0], remote[1], shape, self.resize)
+            if self.persistent or keep:
+                frame = frame.persist(StorageLevel.DISK_ONLY)
+            if self.persistent:
+                self._frames[key] = frame
+        try:
+            yield frame
+        finally:
+            if not self.persistent and frame.is_cached:
+                frame.unpersist()
 
     def _path_frame(self, path: str, shape: Tuple[int, int, int]) -> Any:
         """A path source as a DataFrame of its records' pixels (for validation rows,
@@ -665,6 +703,14 @@ class CaffeOnSpark:
         self._train(source, None, solver, model, cluster_size, iterations, timeout, snapshot, weights)
         return self.model
 
+    def _train(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
+        _, net_text, net_path = read_solver_and_net(solver)
+        with self._readable(source, memory_data_shape(net_text, "TRAIN", net_path)) as source, \
+                self._readable(validation, memory_data_shape(net_text, "TEST", net_path)
+                               if validation is not None else (0, 0, 0)) as validation:
+            return self._train_on(source, validation, solver, model, cluster_size, iterations, timeout, snapshot,
+                                  weights)
+
     def train_with_validation(self, source: Any, validation: Any, solver: str, model: Optional[str] = None,
                               cluster_size: int = 1, iterations: Optional[int] = None, timeout: float = 120.0,
                               snapshot: Optional[str] = None, weights: Optional[str] = None) -> Any:
@@ -679,7 +725,7 @@ class CaffeOnSpark:
         from are not repeated."""
         return self._train(source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights)
 
-    def _train(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
+    def _train_on(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
         solver_text, net_text, net_path = read_solver_and_net(solver)
         info = solver_info(solver_text, solver)
         max_iter = int(iterations if iterations is not None else info["max_iter"])
@@ -815,6 +861,11 @@ class CaffeOnSpark:
         once, one task per partition (a DataFrame's, or defaultParallelism shares of
         a path's records), each task's outputs turned into Arrow by ``emit``."""
         shape = memory_data_shape(net_text, "TEST")
+        with self._readable(source, shape, keep=False) as source:
+            return self._run_tasks_on(source, shape, net_text, weights, blobs, label, schema, emit)
+
+    def _run_tasks_on(self, source: Any, shape: Tuple[int, int, int], net_text: str, weights: bytes,
+                      blobs: Sequence[str], label: Optional[str], schema: Any, emit: Any) -> Any:
         shipped = self.spark.sparkContext.broadcast(weights)
         resize, skip, names = self.resize, self.skip_bad_records, dict(self._names)
 

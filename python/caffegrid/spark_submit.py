@@ -46,7 +46,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help="training tasks in the barrier stage (default: spark.executor.instances, else the default "
                         "parallelism)")
     p.add_argument("-persistent", action="store_true",
-                   help="CaffeOnSpark: keep the data on local disk between stages (caffegrid always does)")
+                   help="keep the data read from Hadoop filesystems on the executors' local disks between stages")
     p.add_argument("-devices", type=int, default=None, help="CaffeOnSpark's GPUs per executor; caffegrid runs on CPUs")
     p.add_argument("-connection", default=None, help="CaffeOnSpark's ethernet|infiniband; caffegrid's tasks use TCP")
     p.add_argument("-snapshot", help="a .solverstate to resume training from (or 'auto': the newest complete one)")
@@ -70,8 +70,9 @@ def notes(args: argparse.Namespace) -> List[str]:
     """One line for each CaffeOnSpark flag that means something else here."""
     said = []
     if args.persistent:
-        said.append("-persistent: each training task keeps its rows in a local records file for every epoch "
-                    "(spark.local.dir), with or without this flag")
+        said.append("-persistent: sources on Hadoop filesystems are read once onto the executors' local disks and "
+                    "kept for every stage of this job (training, test, features); each training task keeps its rows "
+                    "in a local records file for every epoch in any case")
     if args.devices is not None:
         said.append(f"-devices {args.devices}: caffegrid computes on the CPU cores Spark gives each task "
                     "(spark.task.cpus), not on GPUs")
@@ -176,7 +177,7 @@ def run(spark: Any, args: argparse.Namespace) -> None:
 
 def _run(spark: Any, args: argparse.Namespace, conf: str) -> None:
     _, net_text = read_solver(conf)
-    cos = CaffeOnSpark(spark, resize=args.resize)
+    cos = CaffeOnSpark(spark, resize=args.resize, persistent=args.persistent)
     if args.train:
         size = cluster_size(spark, args)
         train = _source(spark, memory_data_source(net_text, "TRAIN", args.conf))
