@@ -881,3 +881,41 @@ def test_hadoop_path_sources_read_as_they_read_locally(tmp_path, spark, trained,
         remote.train(f"cgtest://{tmp_path}/nothing", str(solver), cluster_size=RANKS)
     print(f"\nHadoop path sources: LMDB via cgtest:// trained in {remote_s:.1f}s to the local LMDB's weights; "
           f"image list, SequenceFile folder ({sequence_rows} rows) and HDF5 list read as locally")
+
+
+def readme_spark_snippets():
+    """The Python blocks of the README's Spark section, as written."""
+    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("\n## Spark\n"):]
+    section = section[:section.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_readme_spark_snippets_run_as_written(tmp_path, spark, fashion, cli, shared_data, cgtest_jar, monkeypatch):
+    """Every Python block of the README's Spark section runs as written, given the
+    inputs its comments name (spark, df, val_df, test_df, train_df, lmdb: here a
+    Fashion-MNIST LMDB under cgtest://, a Hadoop filesystem), from a folder holding
+    the shipped examples; then what the blocks made is checked."""
+    need_cgtest(cgtest_jar)
+    blocks = readme_spark_snippets()
+    assert len(blocks) == 2, blocks
+    shutil.copytree(pathlib.Path(__file__).resolve().parents[2] / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    (train_x, train_y), (test_x, test_y) = fashion
+    data = shared_data / "fashion-mnist"
+    subprocess.run([cli, "convert", "mnist", str(data / "t10k-images-idx3-ubyte.gz"),
+                    str(data / "t10k-labels-idx1-ubyte.gz"), str(tmp_path / "test_lmdb"), "--limit=500"],
+                   check=True, capture_output=True)
+    df = image_frame(spark, train_x[:2000], train_y[:2000], "train")
+    test_df = image_frame(spark, test_x[:1000], test_y[:1000], "test")
+    given = dict(spark=spark, df=df, val_df=test_df, test_df=test_df, train_df=df, lmdb=f"cgtest://{tmp_path}/test_lmdb")
+    start = time.time()
+    for number, block in enumerate(blocks, 1):
+        exec(compile(block, f"README.md (Spark block {number})", "exec"), given)  # noqa: S102 - the README's own code
+    ran_s = time.time() - start
+    assert (tmp_path / "lenet.caffemodel").stat().st_size > 0 and (tmp_path / "lenet.onnx").stat().st_size > 0
+    assert [r.iteration for r in given["rounds"].orderBy("iteration").collect()] == [0, 500]
+    assert given["feats"].count() == 2000 and given["lmdb_feats"].count() == 500
+    accuracy = given["predictions"].filter("prediction = label").count() / 1000
+    print(f"\nREADME Spark snippets ran as written in {ran_s:.1f}s; the pipeline's accuracy {accuracy:.3f}")
+    assert accuracy >= 0.7
