@@ -38,7 +38,9 @@ def _jvm_path(spark: Any, path: str, what: str) -> Any:
     try:
         return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p
     except Exception as e:  # Py4JJavaError: UnsupportedFileSystemException and the like
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        java = re.search(r"(?m)^[:\s]*(?:[\w$]+\.)+([\w$]+(?:Exception|Error)): (.+)$", str(e))
+        reason = (f"{java.group(2)} ({java.group(1)})" if java else
+                  str(e).splitlines()[0] if str(e) else type(e).__name__)
         found = re.search(r"No FileSystem for scheme \"?([^\"\s]+)", str(e))
         if found:
             raise InvalidArgumentError(f"{what} '{path}': no Hadoop filesystem handles the scheme '{found.group(1)}' "

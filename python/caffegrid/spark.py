@@ -83,6 +83,30 @@ def read_solver_and_net(path: str) -> Tuple[str, str, str]:
         return solver_text, f.read(), net
 
 
+def fetch_solver(spark: Any, path: str, workdir: str) -> Tuple[str, Dict[str, str]]:
+    """The solver (and the net it names) as local files: a Hadoop URI is fetched
+    through Spark's JVM into workdir, its net found beside it as Caffe finds it;
+    and {local copy: the user's URI} for messages. A local path is returned as it is."""
+    if not hadoop_fs.scheme_of(path):
+        return path, {}
+    hadoop_fs.require(spark, path, "solver")
+    local = os.path.join(workdir, "solver.prototxt")
+    text = hadoop_fs.read_text(spark, path, "solver")
+    names = {local: path}
+    net = solver_info(text, path)["net"]
+    if net:
+        if not hadoop_fs.scheme_of(net) and not net.startswith("/"):
+            net = path.rsplit("/", 1)[0] + "/" + net
+        local_net = os.path.join(workdir, "net.prototxt")
+        with open(local_net, "w") as f:
+            f.write(hadoop_fs.read_text(spark, net, "the solver's net"))
+        names[local_net] = net
+        text = re.sub(r'(?m)^(\s*net\s*:\s*)"[^"]*"', r'\1"net.prototxt"', text)
+    with open(local, "w") as f:
+        f.write(text)
+    return local, names
+
+
 def read_solver(path: str) -> Tuple[str, str]:
     """(solver text, net text) of a solver prototxt (see read_solver_and_net)."""
     solver_text, net_text, _ = read_solver_and_net(path)
@@ -704,12 +728,15 @@ class CaffeOnSpark:
         return self.model
 
     def _train(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
-        _, net_text, net_path = read_solver_and_net(solver)
-        with self._readable(source, memory_data_shape(net_text, "TRAIN", net_path)) as source, \
-                self._readable(validation, memory_data_shape(net_text, "TEST", net_path)
-                               if validation is not None else (0, 0, 0)) as validation:
-            return self._train_on(source, validation, solver, model, cluster_size, iterations, timeout, snapshot,
-                                  weights)
+        with tempfile.TemporaryDirectory(prefix="caffegrid-solver-") as workdir:
+            solver, names = fetch_solver(self.spark, solver, workdir)  # a Hadoop URI fetched; messages name it
+            with spark_data.user_terms(workdir, names):
+                _, net_text, net_path = read_solver_and_net(solver)
+                with self._readable(source, memory_data_shape(net_text, "TRAIN", net_path)) as source, \
+                        self._readable(validation, memory_data_shape(net_text, "TEST", net_path)
+                                       if validation is not None else (0, 0, 0)) as validation:
+                    return self._train_on(source, validation, solver, model, cluster_size, iterations, timeout,
+                                          snapshot, weights, names)
 
     def train_with_validation(self, source: Any, validation: Any, solver: str, model: Optional[str] = None,
                               cluster_size: int = 1, iterations: Optional[int] = None, timeout: float = 120.0,
@@ -725,7 +752,8 @@ class CaffeOnSpark:
         from are not repeated."""
         return self._train(source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights)
 
-    def _train_on(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights):
+    def _train_on(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights,
+                  names):
         solver_text, net_text, net_path = read_solver_and_net(solver)
         info = solver_info(solver_text, solver)
         max_iter = int(iterations if iterations is not None else info["max_iter"])
@@ -737,10 +765,10 @@ class CaffeOnSpark:
         _check_slots(self.spark.sparkContext, size)
         prefix = self._check_paths(solver, info, model, snapshot, weights)
         is_path = isinstance(source, (str, os.PathLike))
-        plan = TrainPlan(solver, solver_text, net_text, max_iter, size, float(timeout),
+        plan = TrainPlan(names.get(solver, solver), solver_text, net_text, max_iter, size, float(timeout),
                          memory_data_shape(net_text, "TRAIN", net_path), self.resize, self.skip_bad_records,
                          prefix, snapshot, weights, path=source_type(os.fspath(source)) if is_path else None,
-                         net_name=net_path)
+                         net_name=names.get(net_path, net_path))
         sc = self.spark.sparkContext
         # every task gets a placeholder, so a task with no rows still runs (and says so)
         keyed = sc.parallelize([(task, ("start", -1, b"")) for task in range(size)], size)
@@ -758,7 +786,9 @@ class CaffeOnSpark:
         # retries when a task fails (a failed barrier result stage is never retried)
         shares = keyed.partitionBy(size, lambda task: task)
         host = sc.getConf().get("spark.driver.host", None) or _driver_host()
-        progress, files = _Progress(host, spark_files.task_path_rewrites(plan.snapshot_prefix, plan.resume, plan.weights)), spark_files.DriverFiles(self.spark, host)
+        named = (plan.snapshot_prefix, plan.resume, plan.weights)
+        progress = _Progress(host, spark_files.task_path_rewrites(*named))
+        files = spark_files.DriverFiles(self.spark, host, *named)
         plan = plan._replace(progress=progress.address, files=files.address)
         sc.setJobDescription(f"caffegrid train {os.path.basename(solver)}: {max_iter} iterations on {size} tasks")
         try:  # one run per prefix, retries included
@@ -779,7 +809,7 @@ class CaffeOnSpark:
                 hadoop_fs.write_text(self.spark, _metrics_path(model), results["metrics"], "model")
         _log_to_mlflow(plan, info, results, model)
         self.net_text, self.model, self.resumed_from = net_text, results["model"], results["resumed"]
-        self.net_name = net_path
+        self.net_name = plan.net_name
         if validation is None:
             return None
         from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
@@ -826,8 +856,7 @@ class CaffeOnSpark:
         self._names = {"net.prototxt": net or self.net_name, "model.caffemodel": model or "the trained weights"}
         net_text = self.net_text
         if net is not None:
-            with open(net) as f:
-                net_text = f.read()
+            net_text = hadoop_fs.read_text(self.spark, net, "net")
         weights = self.model
         if model is not None:
             weights = hadoop_fs.read_bytes(self.spark, model, "model")

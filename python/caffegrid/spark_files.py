@@ -10,14 +10,19 @@ name, renamed into place; the ``.cgstate`` last, so a set on the filesystem is
 whole when its ``.cgstate`` is there). The driver also counts rank 0's starts:
 a second start is a stage Spark retried, which resumes from the newest set.
 
-Messages are one JSON line, then ``size`` bytes of payload.
+Messages are one JSON line, then ``size`` bytes of payload. The service answers
+only requests that carry its secret (shipped to the tasks inside the task closure,
+Spark's own channel) and only for the files the training names: its weights,
+the snapshot it resumes from, and the sets under its snapshot prefix.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import re
+import secrets
 import socket
 import sys
 import threading
@@ -46,12 +51,19 @@ def _set_iterations(names: List[str], base: str) -> List[int]:
 
 class DriverFiles:
     """The driver's side: serves get/put/sets/attempt to the tasks of one training
-    stage, each connection in a thread of its own."""
+    stage, each connection in a thread of its own, for the files of a training
+    with these snapshot prefix, snapshot to resume from and weights."""
 
-    def __init__(self, spark: Any, host: str) -> None:
+    def __init__(self, spark: Any, host: str, prefix: Optional[str], resume: Optional[str],
+                 weights: Optional[str]) -> None:
         self.spark = spark
+        self.secret = secrets.token_hex(16)
+        self.readable = [w for w in (weights or "").split(",") if w]
+        if resume and resume != "auto":
+            self.readable.append(resume.rsplit(".", 1)[0] + ".")  # the .solverstate's set
+        self.writable = [prefix + "_"] if prefix else []
         self.server = socket.create_server(("", 0))
-        self.address = f"{host}:{self.server.getsockname()[1]}"
+        self.address = f"{self.secret}@{host}:{self.server.getsockname()[1]}"
         self.attempts = 0
         self.lock = threading.Lock()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -82,8 +94,16 @@ class DriverFiles:
                 except OSError:
                     return  # the task is gone (killed, or its stage failed)
 
+    def _allowed(self, op: str, path: str) -> bool:
+        if op in ("attempt", "sets"):
+            return op == "attempt" or path + "_" in self.writable
+        names = self.writable + (self.readable if op == "get" else [])
+        return "/../" not in path and any(path == n or (n[-1] in "._" and path.startswith(n)) for n in names)
+
     def _do(self, request: Dict[str, Any], data: bytes) -> Tuple[Dict[str, Any], bytes]:
         op, path, what = request["op"], request.get("path", ""), request.get("what", "file")
+        if not hmac.compare_digest(str(request.get("secret", "")), self.secret) or not self._allowed(op, path):
+            raise PermissionError(f"'{op} {path}' is not a file of this training")
         if op == "attempt":
             with self.lock:
                 self.attempts += 1
@@ -109,6 +129,7 @@ class TaskFiles:
     """A task's side: the driver's files, by their Hadoop URIs."""
 
     def __init__(self, address: str, timeout: float = 600.0) -> None:
+        self.secret, _, address = address.partition("@")
         host, _, port = address.rpartition(":")
         self.conn = socket.create_connection((host, int(port)), timeout=timeout)
         self.stream = self.conn.makefile("rb")
@@ -118,7 +139,8 @@ class TaskFiles:
         from . import _errors
 
         with self.lock:
-            header = json.dumps({"op": op, "path": path, "what": what, "size": len(data)}).encode() + b"\n"
+            header = json.dumps({"op": op, "path": path, "what": what, "size": len(data),
+                                 "secret": self.secret}).encode() + b"\n"
             self.conn.sendall(header + data)
             line = self.stream.readline()
             if not line:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 from typing import Any, List, Optional
 
 from caffegrid._errors import Error, InvalidArgumentError
 from caffegrid import _caffegrid, hadoop_fs
-from caffegrid.spark import CaffeOnSpark, memory_data, read_solver, solver_info
+from caffegrid import spark_data
+from caffegrid.spark import CaffeOnSpark, fetch_solver, memory_data, read_solver
 
 _PREFIXES = {"LMDB": "lmdb:", "SeqImageDataSource": "seqfile:", "ImageDataFrame": None}
 
@@ -148,31 +148,14 @@ def check_paths(spark: Any, args: argparse.Namespace) -> None:
         hadoop_fs.require(spark, part, "-weights")
 
 
-def local_conf(spark: Any, conf: str, workdir: str) -> str:
-    """The solver (and the net it names) as local files: a Hadoop URI is fetched
-    through Spark's JVM into workdir, the net found beside the solver as Caffe does."""
-    if not hadoop_fs.scheme_of(conf):
-        return conf
-    text = hadoop_fs.read_text(spark, conf, "-conf")
-    net = solver_info(text, conf)["net"]
-    if net and not hadoop_fs.scheme_of(net) and not net.startswith("/"):
-        net = conf.rsplit("/", 1)[0] + "/" + net
-    if net:
-        with open(os.path.join(workdir, "net.prototxt"), "w") as f:
-            f.write(hadoop_fs.read_text(spark, net, "the solver's net"))
-        text = re.sub(r'(?m)^(\s*net\s*:\s*)"[^"]*"', r'\1"net.prototxt"', text)
-    local = os.path.join(workdir, "solver.prototxt")
-    with open(local, "w") as f:
-        f.write(text)
-    return local
-
-
 def run(spark: Any, args: argparse.Namespace) -> None:
     check_paths(spark, args)
     for line in notes(args):
         print(f"caffegrid: {line}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="caffegrid-submit-") as workdir:
-        _run(spark, args, local_conf(spark, args.conf, workdir))
+        conf, names = fetch_solver(spark, args.conf, workdir)
+        with spark_data.user_terms(workdir, names):
+            _run(spark, args, conf)
 
 
 def _run(spark: Any, args: argparse.Namespace, conf: str) -> None:

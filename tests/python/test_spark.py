@@ -414,8 +414,8 @@ def test_task_error_fails_the_job_with_its_message(tmp_path, spark, fashion):
     hdfs = tmp_path / "hdfs_solver.prototxt"
     hdfs.write_text(solver.read_text().replace('snapshot_prefix: "snapshots/lenet"', 'snapshot_prefix: "hdfs:///snaps/lenet"')
                     .replace("snapshot: 0", "snapshot: 10"))
-    with pytest.raises(caffegrid.UnsupportedError, match=r"snapshot_prefix 'hdfs:///snaps/lenet' is on a Hadoop "
-                       r"filesystem \(hdfs\)"):
+    # an HDFS URI without a name node (and no default one configured): refused before training, with HDFS's reason
+    with pytest.raises(caffegrid.IOError, match=r"snapshot_prefix 'hdfs:///snaps/lenet': Incomplete HDFS URI, no host"):
         cgspark.CaffeOnSpark(spark).train(frame, str(hdfs), cluster_size=RANKS)
     assert not pathlib.Path("hdfs:").exists() and not (tmp_path / "hdfs:").exists()
     start = time.time()
@@ -837,10 +837,11 @@ def test_hadoop_path_sources_read_as_they_read_locally(tmp_path, spark, trained,
     subprocess.run([cli, "convert", "mnist", str(data / "train-images-idx3-ubyte.gz"),
                     str(data / "train-labels-idx1-ubyte.gz"), str(tmp_path / "lmdb"), "--limit=512"],
                    check=True, capture_output=True)
-    solver = write_solver(tmp_path / "solver.prototxt", str(trained.dir / "net.prototxt"), max_iter=20, display=0)
+    shutil.copy(trained.dir / "net.prototxt", tmp_path / "net.prototxt")
+    solver = write_solver(tmp_path / "solver.prototxt", "net.prototxt", max_iter=20, display=0)
     local, remote = cgspark.CaffeOnSpark(spark), cgspark.CaffeOnSpark(spark)
-    start = time.time()
-    remote_model = remote.train(f"cgtest://{tmp_path}/lmdb", str(solver), cluster_size=RANKS)
+    start = time.time()  # the solver and its net through Hadoop too
+    remote_model = remote.train(f"cgtest://{tmp_path}/lmdb", f"cgtest://{solver}", cluster_size=RANKS)
     remote_s = time.time() - start
     assert remote_model == local.train(str(tmp_path / "lmdb"), str(solver), cluster_size=RANKS)
 
@@ -849,6 +850,7 @@ def test_hadoop_path_sources_read_as_they_read_locally(tmp_path, spark, trained,
     for i in range(40):
         (tmp_path / "pngs" / f"t{i:05d}.png").write_bytes(png_bytes(images[i]))
     (tmp_path / "list.txt").write_text("".join(f"pngs/t{i:05d}.png {labels[i]}\n" for i in range(40)))
+    assert remote.net_name == f"cgtest://{tmp_path}/net.prototxt"
     from_list = remote.features(f"image_list:cgtest://{tmp_path}/list.txt", ["ip1"], label="label")
     from_rows = remote.features(image_frame(spark, images, labels, "pngs/t", encoded=True), ["ip1"], label="label")
     listed = sorted((r.SampleID, r.label, tuple(r.ip1)) for r in from_list.collect())

@@ -261,7 +261,7 @@ def test_bad_paths_and_command_lines(tmp_path):
                                     "infiniband"])
     assert args.persistent and args.outputFormat == "csv" and args.clusterSize is None
     said = spark_submit.notes(args)
-    assert len(said) == 3 and said[0].startswith("-persistent: each training task keeps its rows in a local records")
+    assert len(said) == 3 and said[0].startswith("-persistent: sources on Hadoop filesystems are read once onto the executors' local disks")
     assert "-devices 2: caffegrid computes on the CPU cores" in said[1] and "-connection infiniband" in said[2]
     with pytest.raises(SystemExit):
         spark_submit.parse_args(["-features", "ip1", "-conf", "s", "-model", "m", "-output", "o", "-outputFormat",
