@@ -2,6 +2,7 @@
  * Softmax and ArgMax. Terms that are identities (scale 1, shift 0, power 1) are
  * left out, so the graph computes what Caffe computes in the same order. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "caffegrid/error.h"
@@ -160,14 +161,27 @@ int cg_onnx_emit_argmax(cg_onnx_export *x, const cg_net_layer *nl) {
     cg_onnx_attr_int(&x->g, cg_onnx_op(x, nl, "Flatten", &input, 1, flat), "axis", 1);
     input = flat;
   }
-  const char *val = cg_onnx_temp(&x->g, "values"), *idx = cg_onnx_temp(&x->g, "indices");
-  const char *topk_in[2] = {input, cg_onnx_int64_list(&x->g, "k", &k, 1)}, *topk_out[2] = {val, idx};
+  /* Among equal values Caffe ranks the higher index first, ONNX's TopK the lower: TopK
+   * runs on the input reversed along the axis, and its indices i become dim - 1 - i. */
+  int64_t dim = has_axis ? nl->bottoms[0]->shape[axis] : (int64_t)cg_blob_count_from(nl->bottoms[0], 1);
+  int64_t last = -1, before_first = INT64_MIN, backwards = -1;
+  const char *reversed = cg_onnx_temp(&x->g, "reversed");
+  const char *slice_in[5] = {input, cg_onnx_int64_list(&x->g, "starts", &last, 1),
+                             cg_onnx_int64_list(&x->g, "ends", &before_first, 1),
+                             cg_onnx_int64_list(&x->g, "axes", &axis, 1),
+                             cg_onnx_int64_list(&x->g, "steps", &backwards, 1)};
+  cg_onnx_op(x, nl, "Slice", slice_in, 5, reversed);
+  const char *val = cg_onnx_temp(&x->g, "values"), *rev_idx = cg_onnx_temp(&x->g, "reversed_indices");
+  const char *topk_in[2] = {reversed, cg_onnx_int64_list(&x->g, "k", &k, 1)}, *topk_out[2] = {val, rev_idx};
   char base[512];
   snprintf(base, sizeof base, "%s/TopK", nl->layer.name);
   Onnx__NodeProto *topk = cg_onnx_node(&x->g, "TopK", cg_onnx_temp(&x->g, base), topk_in, 2, topk_out, 2);
   cg_onnx_attr_int(&x->g, topk, "axis", axis);
-  bool last = has_axis || !values;
-  const char *indices = values && has_axis ? NULL : (last && has_axis ? cg_onnx_out(x, nl, 0) : cg_onnx_temp(&x->g, "index"));
+  int64_t dim_last = dim - 1;
+  const char *idx = cg_onnx_temp(&x->g, "indices");
+  const char *sub_in[2] = {cg_onnx_int64_list(&x->g, "last_index", &dim_last, 1), rev_idx};
+  cg_onnx_op(x, nl, "Sub", sub_in, 2, idx);
+  const char *indices = values && has_axis ? NULL : (has_axis ? cg_onnx_out(x, nl, 0) : cg_onnx_temp(&x->g, "index"));
   if (indices) cg_onnx_attr_int(&x->g, cg_onnx_op(x, nl, "Cast", &idx, 1, indices), "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
   if (has_axis) {
     if (values) cg_onnx_op(x, nl, "Identity", &val, 1, cg_onnx_out(x, nl, 0));

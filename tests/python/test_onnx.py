@@ -184,6 +184,16 @@ def test_shapes_and_selection(tmp_path):
                                  "c": uniform((1, 1, 3, 2), seed=3)})
 
 
+def test_argmax_ranks_ties_as_caffe(tmp_path):
+    """Inputs of a few exact values, so ArgMax meets ties in every form: the exported
+    graph ranks equal values as Caffe does (the higher index first), not as TopK."""
+    net = build(tmp_path, SHAPES)
+    tied = {name: np.round(uniform(shape, seed=seed) * 2) / 2
+            for name, shape, seed in (("a", (2, 4, 6, 5), 1), ("b", (2, 4, 6, 5), 2), ("c", (1, 1, 3, 2), 3))}
+    assert len(np.unique(tied["b"])) <= 5
+    check_export(tmp_path, net, tied)
+
+
 def test_batch_is_symbolic_unless_fixed(tmp_path):
     net = build(tmp_path, CONV)
     model = tmp_path / "symbolic.onnx"
