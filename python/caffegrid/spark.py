@@ -18,11 +18,13 @@ Sources are DataFrames with CaffeOnSpark's ImageDataFrame columns: ``id``
 bytes (uint8, or float32 little-endian when the length is 4*C*H*W), an array of
 numbers, or with ``encoded`` true a JPEG/PNG file; optional
 ``channels``/``height``/``width`` give a raw row's size (else memory_data_param's).
-Or paths every executor can read (LMDB of Datum, image list, SequenceFile, HDF5),
-read by the tasks through the C library's sources. Rows travel as Arrow batches
+Or paths (LMDB of Datum, image list, SequenceFile, HDF5): local ones every executor
+mounts, read by the tasks through the C library's sources, or on Hadoop filesystems
+(hdfs://, s3a:// ...), read by the executors through Spark (caffegrid.spark_sources). Rows travel as Arrow batches
 and enter the C data pipeline (caffegrid.spark_data); the MemoryData layer's
 whole transform_param is applied in C, per record, as the Data layer applies it.
-Snapshots (``snapshot: N``) are written by rank 0; a barrier stage Spark retries
+Snapshots (``snapshot: N``) are written by rank 0, under a local prefix or through
+the driver to a Hadoop one (caffegrid.spark_files); a barrier stage Spark retries
 after a task died resumes from the newest complete one. The executors need
 numpy, pyarrow, pandas, pyspark and this package (``pip install ./python``).
 """
@@ -629,9 +631,9 @@ class CaffeOnSpark:
 
     Executors need numpy, pyarrow, pandas, pyspark and caffegrid installed
     (``pip install ./python`` on every node, or a packed virtualenv shipped with
-    ``spark.archives``); prototxts and models travel with the tasks, so no
-    shared file system is needed, except for snapshots that a retried stage
-    resumes from.
+    ``spark.archives``); prototxts and models travel with the tasks, and
+    snapshots, weights and sources may be on Hadoop filesystems, so no shared
+    file system is needed.
     """
 
     def __init__(self, spark: Any, resize: bool = False, skip_bad_records: Optional[bool] = None,
