@@ -283,7 +283,7 @@ def _resume_point(ctx: Any, solver: Any, plan: TrainPlan, store: spark_files.Tas
     0's starts."""
     choice = None
     if ctx.partitionId() == 0:
-        retried = store.retried()
+        retried = plan.snapshot_prefix is not None and store.retried()  # without snapshots: nothing to resume
         if plan.resume == "auto" or retried:
             choice = store.newest(solver)
         if choice is None and plan.resume not in (None, "auto"):

@@ -126,19 +126,34 @@ class DriverFiles:
 
 
 class TaskFiles:
-    """A task's side: the driver's files, by their Hadoop URIs."""
+    """A task's side: the driver's files, by their Hadoop URIs. It connects when
+    first asked, so tasks that need nothing of the driver never depend on it."""
 
     def __init__(self, address: str, timeout: float = 600.0) -> None:
-        self.secret, _, address = address.partition("@")
-        host, _, port = address.rpartition(":")
-        self.conn = socket.create_connection((host, int(port)), timeout=timeout)
-        self.stream = self.conn.makefile("rb")
+        self.secret, _, self.address = address.partition("@")
+        self.timeout = timeout
+        self.conn: Optional[socket.socket] = None
         self.lock = threading.Lock()
+
+    def _connect(self) -> None:
+        from . import _errors
+
+        host, _, port = self.address.rpartition(":")
+        try:
+            self.conn = socket.create_connection((host, int(port)), timeout=self.timeout)
+        except OSError as e:
+            raise _errors.CommError(f"caffegrid.spark: this task cannot reach the driver's file service at "
+                                    f"{self.address} ({e.strerror or e}); the driver serves snapshots and weights on "
+                                    "Hadoop filesystems and tells a retried stage to resume: set spark.driver.host to "
+                                    "an address the executors reach") from None
+        self.stream = self.conn.makefile("rb")
 
     def _call(self, op: str, path: str = "", what: str = "file", data: bytes = b"") -> Tuple[Dict[str, Any], bytes]:
         from . import _errors
 
         with self.lock:
+            if self.conn is None:
+                self._connect()
             header = json.dumps({"op": op, "path": path, "what": what, "size": len(data),
                                  "secret": self.secret}).encode() + b"\n"
             self.conn.sendall(header + data)
@@ -176,8 +191,9 @@ class TaskFiles:
         return self._call("sets", prefix, "snapshot_prefix")[0]["iterations"]
 
     def close(self) -> None:
-        self.stream.close()
-        self.conn.close()
+        if self.conn is not None:
+            self.stream.close()
+            self.conn.close()
 
 
 class SnapshotCopier:

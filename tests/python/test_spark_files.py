@@ -64,3 +64,11 @@ def test_copier_sends_whole_sets_and_complete_metrics_lines(tmp_path, service):
     assert (tmp_path / "snaps" / "s_metrics.jsonl").read_text() == '{"iter": 10}\n{"iter": 20}\n'
     assert not (local / "s_iter_10.caffemodel").exists() and (local / "s_iter_20.caffemodel").exists()
     task.close()
+
+
+def test_an_unreachable_driver_is_named_when_first_needed():
+    task = spark_files.TaskFiles("secret@127.0.0.1:1")  # nothing listens on port 1: no connection yet
+    with pytest.raises(caffegrid.CommError, match=r"cannot reach the driver's file service at 127\.0\.0\.1:1 .*"
+                       r"set spark\.driver\.host"):
+        task.attempt()
+    task.close()
