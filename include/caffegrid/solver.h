@@ -112,6 +112,13 @@ int cg_solver_solve(cg_solver *s);
 int cg_solver_test_all(cg_solver *s);
 /* Writes PREFIX_iter_N.caffemodel and .solverstate (plus the exact-resume side file). */
 int cg_solver_snapshot(cg_solver *s);
+/* One training run per snapshot prefix, for a host whose solvers run elsewhere with
+ * no_prefix_lock (the Spark driver): PREFIX.lock taken as rank 0 takes it (a lock
+ * held by another process is CG_ERR_INVALID naming its pid; stale temporary files
+ * beside the prefix are removed) into *fd (-1: the prefix's folder does not exist),
+ * released by cg_solver_prefix_unlock. */
+int cg_solver_prefix_lock(const char *prefix, const char *solver_name, int *fd);
+void cg_solver_prefix_unlock(int fd);
 /* The newest complete snapshot (.caffemodel, .solverstate and run state all
  * present) of this solver's snapshot_prefix, as a malloc'd .solverstate path, or NULL. */
 char *cg_solver_latest_snapshot(const cg_solver *s);

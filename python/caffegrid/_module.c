@@ -275,7 +275,31 @@ static PyObject *solver_net(PyObject *self, PyObject *args) {
   return out;
 }
 
+/* prefix_lock(prefix, solver_name) -> int: PREFIX.lock held for this process (caffegrid/solver.h
+ * cg_solver_prefix_lock), -1 when the prefix's folder does not exist; prefix_unlock(fd) releases it */
+static PyObject *prefix_lock(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *prefix = NULL;
+  const char *name;
+  if (!PyArg_ParseTuple(args, "O&s", PyUnicode_FSConverter, &prefix, &name)) return NULL;
+  int fd = -1, rc = cg_solver_prefix_lock(PyBytes_AS_STRING(prefix), name, &fd);
+  Py_DECREF(prefix);
+  if (rc) return cgpy_raise_status(rc);
+  return PyLong_FromLong(fd);
+}
+
+static PyObject *prefix_unlock(PyObject *self, PyObject *arg) {
+  (void)self;
+  long fd = PyLong_AsLong(arg);
+  if (fd == -1 && PyErr_Occurred()) return NULL;
+  cg_solver_prefix_unlock((int)fd);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"prefix_lock", prefix_lock, METH_VARARGS,
+     "prefix_lock(prefix, solver_name) -> int: one training run per snapshot prefix (PREFIX.lock), -1 without its folder"},
+    {"prefix_unlock", prefix_unlock, METH_O, "prefix_unlock(fd) -> None: releases prefix_lock's lock"},
     {"solver_net", solver_net, METH_VARARGS,
      "solver_net(solver_path, phase) -> str: the net file a solver names for phase 0 (TRAIN) or 1 (TEST)"},
     {"solver_info", solver_info, METH_VARARGS,

@@ -595,22 +595,12 @@ def _prefix_lock(spark: Any, prefix: Optional[str], solver_name: str) -> Iterato
         finally:
             hadoop_fs.delete(spark, lock, "snapshot_prefix")
         return
-    import fcntl
-
     os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
-    with open(f"{prefix}.lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            raise InvalidArgumentError(f"{solver_name}: snapshot_prefix '{prefix}' is in use by another training run "
-                                       f"(pid {holder} holds '{prefix}.lock'); wait for it to end, or give this run "
-                                       "another snapshot_prefix") from None
-        f.truncate(0)
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+    fd = _caffegrid.prefix_lock(prefix, solver_name)  # as `caffegrid train`'s rank 0 takes it
+    try:
         yield
+    finally:
+        _caffegrid.prefix_unlock(fd)
 
 
 class CaffeOnSpark:

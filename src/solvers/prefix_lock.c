@@ -17,6 +17,7 @@
 
 #include "caffegrid/error.h"
 #include "caffegrid/log.h"
+#include "caffegrid/solver.h"
 
 /* The locks this process holds, shared by its solvers: several solvers of one program
  * on one prefix (pycaffe scripts comparing runs) are one run, and a flock taken twice
@@ -119,3 +120,9 @@ void cg_prefix_unlock(int fd) {
   pthread_mutex_unlock(&held_lock);
   if (last) close(fd); /* closing the only descriptor releases the flock */
 }
+
+int cg_solver_prefix_lock(const char *prefix, const char *solver_name, int *fd) {
+  return cg_prefix_lock(prefix, solver_name, fd);
+}
+
+void cg_solver_prefix_unlock(int fd) { cg_prefix_unlock(fd); }

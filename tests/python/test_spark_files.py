@@ -72,3 +72,31 @@ def test_an_unreachable_driver_is_named_when_first_needed():
                        r"set spark\.driver\.host"):
         task.attempt()
     task.close()
+
+
+def test_the_driver_takes_the_prefix_lock_as_a_training_run_does(tmp_path):
+    """The Spark driver's lock on a local snapshot prefix is the library's own
+    (PREFIX.lock, as `caffegrid train` takes it): another process holding it is
+    named by pid, and the lock is free again when the driver's run ends."""
+    import subprocess
+    import sys
+
+    from caffegrid import spark as cgspark
+
+    prefix = tmp_path / "snaps" / "lenet"
+    prefix.parent.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from caffegrid import _caffegrid; "
+                               f"_caffegrid.prefix_lock({str(prefix)!r}, 'other.prototxt'); print('held', flush=True); "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(caffegrid.InvalidArgumentError,
+                           match=rf"s.prototxt: snapshot_prefix '{prefix}' is in use by another training run \(pid "
+                                 rf"{holder.pid} holds"):
+            with cgspark._prefix_lock(None, str(prefix), "s.prototxt"):
+                pass
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    with cgspark._prefix_lock(None, str(prefix), "s.prototxt"):
+        assert (tmp_path / "snaps" / "lenet.lock").exists()
