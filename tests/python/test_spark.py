@@ -829,7 +829,7 @@ def test_hadoop_path_sources_read_as_they_read_locally(tmp_path, spark, trained,
     test's own FileSystem) are read by the executors through Spark and give what
     the same files give locally: an LMDB trains to the same weights bit for bit,
     an image list (relative paths from its folder) gives the features of the same
-    PNG rows, a SequenceFile folder and an HDF5 list the same records."""
+    PNG rows, an HDF5 list the same records."""
     from caffegrid import spark_sources
 
     need_cgtest(cgtest_jar)
@@ -857,16 +857,6 @@ def test_hadoop_path_sources_read_as_they_read_locally(tmp_path, spark, trained,
     framed = sorted((r.SampleID + ".png", r.label, tuple(r.ip1)) for r in from_rows.collect())
     assert len(listed) == 40 and listed == framed
 
-    (tmp_path / "seq").mkdir()
-    seq = shared_data / "seqfile" / "bigdl" / "imagenet-seq-0_0.seq"
-    for part in ("part-00000", "part-00001"):
-        shutil.copy(seq, tmp_path / "seq" / part)
-    (tmp_path / "seq" / "_SUCCESS").write_text("")
-    rows = spark_sources.remote_frame(spark, None, f"cgtest://{tmp_path}/seq", (3, 256, 256), False).collect()
-    assert sorted(tuple(r) for r in rows) == sorted(local_rows("seqfile", tmp_path / "seq", 3))
-    assert len(rows) == 6
-    sequence_rows = len(rows)
-
     h5 = shared_data / "caffe_ref" / "hdf5_bvlc_test_data"
     if caffegrid._caffegrid.data_source_type(str(h5 / "sample_data.h5")) == "hdf5":
         for name in ("sample_data.h5", "sample_data_2_gzip.h5"):
@@ -882,7 +872,24 @@ def test_hadoop_path_sources_read_as_they_read_locally(tmp_path, spark, trained,
     with pytest.raises(caffegrid.IOError, match=f"source 'cgtest://{tmp_path}/nothing' does not exist"):
         remote.train(f"cgtest://{tmp_path}/nothing", str(solver), cluster_size=RANKS)
     print(f"\nHadoop path sources: LMDB via cgtest:// trained in {remote_s:.1f}s to the local LMDB's weights; "
-          f"image list, SequenceFile folder ({sequence_rows} rows) and HDF5 list read as locally")
+          f"image list and HDF5 list read as locally")
+
+
+def test_hadoop_sequence_file_folder_reads_as_locally(tmp_path, spark, shared_data, cgtest_jar):
+    """A folder of SequenceFiles under cgtest:// (two parts and Hadoop's _SUCCESS
+    marker; BigDL's file of decoded BGR images) gives the records the same folder
+    gives locally, one task per part."""
+    from caffegrid import spark_sources
+
+    need_cgtest(cgtest_jar)
+    require_data(shared_data, "seqfile/bigdl/imagenet-seq-0_0.seq")
+    (tmp_path / "seq").mkdir()
+    for part in ("part-00000", "part-00001"):
+        shutil.copy(shared_data / "seqfile" / "bigdl" / "imagenet-seq-0_0.seq", tmp_path / "seq" / part)
+    (tmp_path / "seq" / "_SUCCESS").write_text("")
+    rows = spark_sources.remote_frame(spark, None, f"cgtest://{tmp_path}/seq", (3, 256, 256), False).collect()
+    assert len(rows) == 6
+    assert sorted(tuple(r) for r in rows) == sorted(local_rows("seqfile", tmp_path / "seq", 3))
 
 
 def readme_spark_snippets():
