@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import uuid
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from ._errors import InvalidArgumentError
 from ._errors import IOError as CgIOError
@@ -57,13 +57,19 @@ def check(spark: Any, path: Optional[str], what: str) -> None:
         _jvm_path(spark, path, what)
 
 
+def existing(spark: Any, path: str, what: str) -> Tuple[Any, Any]:
+    """(FileSystem, Path) of a URI that names something; else the refusal says it does not exist."""
+    fs, p = _jvm_path(spark, path, what)
+    if not fs.exists(p):
+        raise CgIOError(f"{what} '{path}' does not exist")
+    return fs, p
+
+
 def read_bytes(spark: Any, path: str, what: str) -> bytes:
     if not scheme_of(path):
         with open(path, "rb") as f:
             return f.read()
-    fs, p = _jvm_path(spark, path, what)
-    if not fs.exists(p):
-        raise CgIOError(f"{what} '{path}' does not exist")
+    fs, p = existing(spark, path, what)
     # the JVM copies to a local file and Python reads that: bytes through Py4J are
     # base64 text, many times slower for a snapshot of hundreds of MB
     with tempfile.TemporaryDirectory(prefix="caffegrid-hadoop-") as folder:
@@ -140,6 +146,4 @@ def delete(spark: Any, path: str, what: str) -> None:
 def require(spark: Any, path: Optional[str], what: str) -> None:
     """Refuses a Hadoop URI that names nothing (plain paths are left to whoever reads them)."""
     if path and scheme_of(path):
-        fs, p = _jvm_path(spark, path, what)
-        if not fs.exists(p):
-            raise CgIOError(f"{what} '{path}' does not exist")
+        existing(spark, path, what)

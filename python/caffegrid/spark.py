@@ -118,14 +118,20 @@ def read_solver(path: str) -> Tuple[str, str]:
 _SOURCE_TYPES = ("lmdb", "image_list", "seqfile", "hdf5")
 
 
+def _typed(path: str) -> Tuple[Optional[str], str]:
+    """(the type an ``lmdb:``/``image_list:``/``seqfile:``/``hdf5:`` prefix forces, or None; the location)."""
+    kind, _, rest = path.partition(":")
+    return (kind, rest) if kind in _SOURCE_TYPES and rest else (None, path)
+
+
 def source_type(path: str) -> Tuple[str, str]:
     """(source type, location) of a path source: an explicit ``lmdb:`` /
     ``image_list:`` / ``seqfile:`` / ``hdf5:`` prefix, else what the C library
     finds the file to be (an LMDB, a SequenceFile or a folder of them, an HDF5
     file or list, an image list). CaffeOnSpark's ``file:`` prefix is dropped."""
-    kind, _, rest = path.partition(":")
-    if kind in _SOURCE_TYPES and rest:
-        return kind, rest
+    kind, location = _typed(path)
+    if kind:
+        return kind, location
     path = hadoop_fs.local_form(path)
     return _caffegrid.data_source_type(path), path
 
@@ -133,8 +139,7 @@ def source_type(path: str) -> Tuple[str, str]:
 def remote_source(path: str) -> Optional[Tuple[Optional[str], str]]:
     """(source type or None, URI) of a path source on a Hadoop filesystem other
     than the local one (read through Spark: caffegrid.spark_sources), else None."""
-    kind, _, rest = path.partition(":")
-    kind, location = (kind, rest) if kind in _SOURCE_TYPES and rest else (None, path)
+    kind, location = _typed(path)
     return (kind, location) if spark_files.is_remote(location) else None
 
 
@@ -177,29 +182,18 @@ class _Progress:
     Hadoop URIs are named by their URIs (``rewrites``: spark_files.task_path_rewrites)."""
 
     def __init__(self, host: str, rewrites: Sequence[Tuple[Any, str]] = ()) -> None:
-        import socket
-        import threading
-
         self.rewrites = list(rewrites)
-        self.server = socket.create_server(("", 0))
-        self.address = f"{host}:{self.server.getsockname()[1]}"
         self.last = ""
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.server, self.address = spark_files.serve(host, self._show)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            with conn, conn.makefile("r", errors="replace") as lines:
-                for line in lines:
-                    for pattern, folder in self.rewrites:
-                        line = pattern.sub(lambda _, f=folder: f, line)
-                    self.last = line.rstrip("\n")
-                    sys.stderr.write(line)
-                    sys.stderr.flush()
+    def _show(self, conn: Any) -> None:
+        with conn, conn.makefile("r", errors="replace") as lines:
+            for line in lines:
+                for pattern, folder in self.rewrites:
+                    line = pattern.sub(lambda _, f=folder: f, line)
+                self.last = line.rstrip("\n")
+                sys.stderr.write(line)
+                sys.stderr.flush()
 
     def close(self) -> None:
         self.server.close()
@@ -723,12 +717,13 @@ class CaffeOnSpark:
         with tempfile.TemporaryDirectory(prefix="caffegrid-solver-") as workdir:
             solver, names = fetch_solver(self.spark, solver, workdir)  # a Hadoop URI fetched; messages name it
             with spark_data.user_terms(workdir, names):
-                _, net_text, net_path = read_solver_and_net(solver)
+                texts = read_solver_and_net(solver)
+                _, net_text, net_path = texts
                 with self._readable(source, memory_data_shape(net_text, "TRAIN", net_path)) as source, \
                         self._readable(validation, memory_data_shape(net_text, "TEST", net_path)
                                        if validation is not None else (0, 0, 0)) as validation:
-                    return self._train_on(source, validation, solver, model, cluster_size, iterations, timeout,
-                                          snapshot, weights, names)
+                    return self._train_on(source, validation, solver, texts, model, cluster_size, iterations,
+                                          timeout, snapshot, weights, names)
 
     def train_with_validation(self, source: Any, validation: Any, solver: str, model: Optional[str] = None,
                               cluster_size: int = 1, iterations: Optional[int] = None, timeout: float = 120.0,
@@ -744,9 +739,9 @@ class CaffeOnSpark:
         from are not repeated."""
         return self._train(source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights)
 
-    def _train_on(self, source, validation, solver, model, cluster_size, iterations, timeout, snapshot, weights,
-                  names):
-        solver_text, net_text, net_path = read_solver_and_net(solver)
+    def _train_on(self, source, validation, solver, texts, model, cluster_size, iterations, timeout, snapshot,
+                  weights, names):
+        solver_text, net_text, net_path = texts  # read_solver_and_net(solver), read once by _train
         info = solver_info(solver_text, solver)
         max_iter = int(iterations if iterations is not None else info["max_iter"])
         if max_iter <= 0:

@@ -26,7 +26,7 @@ import secrets
 import socket
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import hadoop_fs
 
@@ -49,6 +49,24 @@ def _set_iterations(names: List[str], base: str) -> List[int]:
     return sorted((i for i, kinds in found.items() if kinds == set(SET_FILES)), reverse=True)
 
 
+def serve(host: str, answer: Callable[[socket.socket], None]) -> Tuple[socket.socket, str]:
+    """A listener on the driver for a training stage's tasks (executors always
+    reach the driver): each connection is answered by ``answer`` in a thread of its
+    own until the returned server socket is closed; and its "host:port"."""
+    server = socket.create_server(("", 0))
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, f"{host}:{server.getsockname()[1]}"
+
+
 class DriverFiles:
     """The driver's side: serves get/put/sets/attempt to the tasks of one training
     stage, each connection in a thread of its own, for the files of a training
@@ -62,19 +80,10 @@ class DriverFiles:
         if resume and resume != "auto":
             self.readable.append(resume.rsplit(".", 1)[0] + ".")  # the .solverstate's set
         self.writable = [prefix + "_"] if prefix else []
-        self.server = socket.create_server(("", 0))
-        self.address = f"{self.secret}@{host}:{self.server.getsockname()[1]}"
         self.attempts = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        self.server, address = serve(host, self._answer)
+        self.address = f"{self.secret}@{address}"
 
     def _answer(self, conn: socket.socket) -> None:
         from ._errors import Error
@@ -313,14 +322,16 @@ class TaskSnapshots:
         first, until one passes (the metrics file comes along)."""
         if not self.remote:
             return solver.latest_snapshot()
-        for iteration in self.files.set_iterations(self.remote):
-            stem, local = f"{self.remote}_iter_{iteration}", f"{self.local}_iter_{iteration}"
-            for ext in SET_FILES:
-                self.files.fetch(stem + ext, local + ext, "snapshot")
+        iterations = self.files.set_iterations(self.remote)
+        if iterations:
             try:
                 self.files.fetch(self.remote + "_metrics.jsonl", self.local + "_metrics.jsonl", "snapshot")
             except Exception:  # noqa: BLE001 - a run without a metrics file resumes without one
                 pass
+        for iteration in iterations:
+            stem, local = f"{self.remote}_iter_{iteration}", f"{self.local}_iter_{iteration}"
+            for ext in SET_FILES:
+                self.files.fetch(stem + ext, local + ext, "snapshot")
             choice = solver.latest_snapshot()
             if choice:
                 return choice

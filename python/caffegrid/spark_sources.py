@@ -24,16 +24,13 @@ import tempfile
 from typing import Any, Dict, Iterator, List, Tuple
 
 from . import _caffegrid, hadoop_fs, spark_data
-from ._errors import IOError as CgIOError
 from ._errors import InvalidArgumentError
 
 PROBE_BYTES = 1 << 20
 
 
 def _status(spark: Any, uri: str, what: str) -> Tuple[Any, Any, Any]:
-    fs, p = hadoop_fs._jvm_path(spark, uri, what)
-    if not fs.exists(p):
-        raise CgIOError(f"{what} '{uri}' does not exist")
+    fs, p = hadoop_fs.existing(spark, uri, what)
     return fs, p, fs.getFileStatus(p)
 
 
@@ -43,17 +40,21 @@ def _visible_files(fs: Any, p: Any) -> List[Any]:
                   key=lambda s: s.getPath().getName())
 
 
-def _probe(spark: Any, fs: Any, status: Any, folder: str) -> str:
-    """The first MiB of a file copied to ``folder`` under its name; the copy's path."""
+def _head(spark: Any, fs: Any, status: Any) -> bytes:
+    """The first MiB of a file (or all of a shorter one)."""
     stream = fs.open(status.getPath())
     try:
-        head = bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(
             stream, min(int(status.getLen()), PROBE_BYTES)))
     finally:
         stream.close()
+
+
+def _probe(spark: Any, fs: Any, status: Any, folder: str) -> str:
+    """The first MiB of a file copied to ``folder`` under its name; the copy's path."""
     local = os.path.join(folder, status.getPath().getName())
     with open(local, "wb") as f:
-        f.write(head)
+        f.write(_head(spark, fs, status))
     return local
 
 
@@ -108,9 +109,7 @@ def _list_entries(spark: Any, uri: str) -> List[Tuple[str, str, float]]:
 
 def _qualified(spark: Any, uri: str, what: str) -> str:
     """An existing file's URI as Spark's binaryFiles names it (the filesystem's qualified form)."""
-    fs, p = hadoop_fs._jvm_path(spark, uri, what)
-    if not fs.exists(p):
-        raise CgIOError(f"{what} '{uri}' does not exist")
+    fs, p = hadoop_fs.existing(spark, uri, what)
     return str(fs.makeQualified(p).toString())
 
 
@@ -137,10 +136,9 @@ def _record_files(spark: Any, kind: str, uri: str) -> List[str]:
         return [uri.rstrip("/") + "/data.mdb"] if status.isDirectory() else [uri]
     if status.isDirectory():
         return [str(s.getPath().toString()) for s in _visible_files(fs, p)]
-    if kind == "hdf5":  # an HDF5 list names its files; one HDF5 file is its own list
-        text = hadoop_fs.read_bytes(spark, uri, "source")[:PROBE_BYTES]
-        if not text.startswith(b"\x89HDF"):
-            return [_beside(uri, word) for word in text.decode("utf-8").split()]
+    if kind == "hdf5" and not _head(spark, fs, status).startswith(b"\x89HDF"):
+        # an HDF5 list names its files (only its head is read to tell: an HDF5 file may be GBs)
+        return [_beside(uri, word) for word in hadoop_fs.read_text(spark, uri, "source").split()]
     return [uri]
 
 
